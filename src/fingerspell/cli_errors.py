@@ -1,0 +1,32 @@
+"""One-line errors at the top of every command: foreseeable faults never show a traceback."""
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from omegaconf.errors import OmegaConfBaseException
+
+from fingerspell.data.errors import DataError
+
+log = logging.getLogger("fingerspell")
+
+# Faults a user can fix: bad data, bad config values, missing files.
+USER_ERRORS: tuple[type[BaseException], ...] = (DataError, ValueError, FileNotFoundError, OmegaConfBaseException)
+
+
+@contextmanager
+def user_errors(command: str, exit_code: int = 1) -> Iterator[None]:
+    """Turn a user-fixable exception into `<command>: error: <message>` and a non-zero exit."""
+    try:
+        yield
+    except USER_ERRORS as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"{command}: error: {message}", file=sys.stderr)
+        sys.exit(exit_code)
+
+
+def run_cli(command: str, func: Callable[[], object]) -> None:
+    """Call `func` under `user_errors`."""
+    with user_errors(command):
+        func()

@@ -1,0 +1,1 @@
+"""Data: archive reading, validation, preprocessing, augmentation and the DataModule."""

@@ -1,0 +1,32 @@
+"""`fingerspell-preprocess`: the DVC preprocess stage (raw archive -> data/processed/)."""
+
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from fingerspell.cli_errors import user_errors
+from fingerspell.configs import CONFIG_DIR
+from fingerspell.data.preprocess import preprocess
+
+log = logging.getLogger(__name__)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> None:
+    """Validate and split the raw archive named by `paths.raw_archive`."""
+    with user_errors("fingerspell-preprocess"):
+        meta = preprocess(
+            source=Path(cfg.paths.raw_archive),
+            out_dir=Path(cfg.paths.processed_dir),
+            val_fraction=float(cfg.data.val_fraction),
+            split_seed=int(cfg.data.split_seed),
+            custom=bool(cfg.data.custom),
+            expected_fingerprint=cfg.data.fingerprint,
+        )
+        log.info("wrote %s: rows %s, fingerprint %s", cfg.paths.processed_dir, meta["rows"], meta["fingerprint"])
+
+
+if __name__ == "__main__":
+    main()
