@@ -12,7 +12,12 @@ from fingerspell.data.errors import DataError
 log = logging.getLogger("fingerspell")
 
 # Faults a user can fix: bad data, bad config values, missing files.
-USER_ERRORS: tuple[type[BaseException], ...] = (DataError, ValueError, FileNotFoundError, OmegaConfBaseException)
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    DataError,
+    ValueError,
+    FileNotFoundError,
+    OmegaConfBaseException,
+)
 
 
 @contextmanager
@@ -22,7 +27,7 @@ def user_errors(command: str, exit_code: int = 1) -> Iterator[None]:
         yield
     except USER_ERRORS as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"{command}: error: {message}", file=sys.stderr)
+        print(f"{command}: error: {message}", file=sys.stderr)  # noqa: T201 - CLI output
         sys.exit(exit_code)
 
 

@@ -25,7 +25,9 @@ def main(cfg: DictConfig) -> None:
             custom=bool(cfg.data.custom),
             expected_fingerprint=cfg.data.fingerprint,
         )
-        log.info("wrote %s: rows %s, fingerprint %s", cfg.paths.processed_dir, meta["rows"], meta["fingerprint"])
+        log.info(
+            "wrote %s: rows %s, fingerprint %s", cfg.paths.processed_dir, meta["rows"], meta["fingerprint"]
+        )
 
 
 if __name__ == "__main__":

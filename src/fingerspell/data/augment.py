@@ -68,7 +68,9 @@ class BatchAugment(nn.Module):
         active = (uniform(0, 1) < self.p).to(x.dtype)  # (N,)
         angle = uniform(-self.rotation, self.rotation) * (math.pi / 180) * active
         zoom = 1 + (uniform(*self.scale) - 1) * active
-        shift = torch.stack([uniform(-self.translate, self.translate), uniform(-self.translate, self.translate)], 1)
+        shift = torch.stack(
+            [uniform(-self.translate, self.translate), uniform(-self.translate, self.translate)], 1
+        )
         flip = torch.where((uniform(0, 1) < self.hflip) & (active > 0), -1.0, 1.0).to(x)
         # affine_grid maps output to input coordinates in [-1, 1]: invert the zoom, shift by 2t
         cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom

@@ -115,7 +115,9 @@ def _parse_piece(buf: np.ndarray, eol: int, first_line: int, name: str) -> np.nd
     if bad.any():
         pos = int(np.argmax(bad))
         where = f"{name}: line {_line(buf, pos, eol, first_line)}"
-        raise DataError(f"{where}: cell {_cell(buf, pos, is_sep)!r} is not a non-negative integer; {_CORRUPT}")
+        raise DataError(
+            f"{where}: cell {_cell(buf, pos, is_sep)!r} is not a non-negative integer; {_CORRUPT}"
+        )
     # an empty cell: a separator right after a separator or a line start
     starts_field = np.concatenate([[True], (is_sep | skip)[:-1]])
     empty = starts_field & is_sep

@@ -87,7 +87,11 @@ def _meta(
         "label_to_index": {str(label): index for label, index in label_to_index_map().items()},
         "index_to_label": list(LABELS),
         "image_shape": [1, 28, 28],
-        "normalization": {"mean": float(train_pixels.mean()), "std": float(train_pixels.std()), "scale": 255.0},
+        "normalization": {
+            "mean": float(train_pixels.mean()),
+            "std": float(train_pixels.std()),
+            "scale": 255.0,
+        },
         "rows": {split: len(labels) for split, (_, labels) in arrays.items()},
         "counts": {
             split: {LETTERS[i]: int(n) for i, n in enumerate(np.bincount(labels, minlength=NUM_CLASSES))}

@@ -19,7 +19,9 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 META_FILE = "meta.json"
 
 
-def write_processed(out_dir: Path, arrays: dict[str, tuple[np.ndarray, np.ndarray]], meta: dict[str, Any]) -> None:
+def write_processed(
+    out_dir: Path, arrays: dict[str, tuple[np.ndarray, np.ndarray]], meta: dict[str, Any]
+) -> None:
     """Write all splits and meta into a temp folder beside `out_dir`, then swap it in.
 
     A failure at any point leaves `out_dir` as it was.

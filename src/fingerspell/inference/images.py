@@ -1,0 +1,105 @@
+"""Image bytes -> the 28x28 grey array the model takes: the one path for CLI, evaluate and service.
+
+Only numpy and Pillow: serving must not need torch.
+"""
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+DEFAULT_MAX_PIXELS = 40_000_000  # a 40 MP photo; anything larger is refused, not decoded
+MODEL_SIZE = 28
+
+Box = tuple[float, float, float, float]  # left, top, right, bottom in pixels
+
+
+class ImageError(ValueError):
+    """An input that cannot be turned into a model input; the message is one line for the user."""
+
+
+def read_image_file(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open an image file by path, with errors that name the file."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError as err:
+        raise ImageError(f"{path}: no such file") from err
+    except IsADirectoryError as err:
+        raise ImageError(f"{path}: is a folder, not an image") from err
+    except PermissionError as err:
+        raise ImageError(f"{path}: not readable (permission denied)") from err
+    return decode_image(data, str(path), max_pixels)
+
+
+def decode_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode image bytes (PNG, JPEG, BMP, WebP, GIF first frame, ...), honouring EXIF orientation.
+
+    Raises:
+        ImageError: empty, not an image, truncated, or over `max_pixels`.
+    """
+    if not data:
+        raise ImageError(f"{name}: empty file, expected an image")
+    try:
+        img = Image.open(io.BytesIO(data))
+        width, height = img.size
+        if width * height > max_pixels:
+            raise ImageError(
+                f"{name}: image is {width}x{height} ({width * height:,} pixels), over the limit of "
+                f"{max_pixels:,}; resize it first"
+            )
+        img.seek(0)  # first frame of an animation
+        if img.format == "JPEG":
+            img.draft("L", (MODEL_SIZE * 8, MODEL_SIZE * 8))  # decode luma at reduced scale: much faster
+        img.load()
+        return ImageOps.exif_transpose(img) or img
+    except UnidentifiedImageError as err:
+        raise ImageError(f"{name}: not an image Pillow can read (PNG, JPEG, BMP, WebP, GIF, ...)") from err
+    except Image.DecompressionBombError as err:
+        raise ImageError(f"{name}: image too large to decode safely; resize it first") from err
+    except (OSError, SyntaxError, ValueError) as err:
+        if isinstance(err, ImageError):
+            raise
+        raise ImageError(f"{name}: image data is truncated or corrupt ({err})") from err
+
+
+def to_grey(img: Image.Image) -> Image.Image:
+    """Grey ('L'); transparent areas become white rather than black."""
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img.convert("L")
+
+
+def center_square(width: int, height: int) -> Box:
+    """The largest centred square."""
+    side = min(width, height)
+    left, top = (width - side) / 2, (height - side) / 2
+    return (left, top, left + side, top + side)
+
+
+def to_model_input(img: Image.Image, box: Box | None = None, size: int = MODEL_SIZE) -> np.ndarray:
+    """Grey, crop to `box` (default: centre square), resize with antialiasing -> float32 (size, size) 0-255."""
+    grey = to_grey(img)
+    box = box or center_square(*grey.size)
+    small = grey.resize((size, size), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
+    return np.asarray(small, dtype=np.float32)
+
+
+def image_bytes_to_input(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Bytes of an image file -> model input (28, 28) float32."""
+    return to_model_input(decode_image(data, name, max_pixels))
+
+
+def array_to_input(values: object, name: str, size: int = MODEL_SIZE) -> np.ndarray:
+    """A grey array (size x size or size*size flat, values 0-255) -> model input, checked."""
+    try:
+        arr = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise ImageError(f"{name}: not a numeric array ({err})") from err
+    if arr.size != size * size or arr.ndim not in (1, 2) or (arr.ndim == 2 and arr.shape != (size, size)):
+        raise ImageError(f"{name}: array of shape {arr.shape}, expected {size}x{size} grey values")
+    if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 255:
+        raise ImageError(f"{name}: values must be finite grey levels in 0-255")
+    return arr.reshape(size, size)
