@@ -1,0 +1,62 @@
+"""How the exported model does on real phone photos: the real-hands dev set, both readings.
+
+Full frame: the photo as a user passes it (centre crop). Hand box: cropped to the
+annotated hand (square, 15% margin) — what a perfect hand finder would hand over.
+Writes reports/real_hands.json and plots under reports/real_hands/.
+
+    python benchmarks/real_hands.py [--model models/model.onnx] [--dev-set ../shared/data/real-hands]
+"""
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+from fingerspell.inference.predictor import OnnxPredictor
+from fingerspell.photos.dataset import load_photo_set
+from fingerspell.photos.evaluate import READINGS, report, run_photos, write_json_atomic
+from fingerspell.photos.plots import plot_confusion, plot_coverage
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=REPO / "models" / "model.onnx")
+    parser.add_argument("--dev-set", type=Path, default=REPO.parent / "shared" / "data" / "real-hands")
+    parser.add_argument("--out", type=Path, default=REPO / "reports")
+    parser.add_argument("--bootstrap", type=int, default=2000)
+    args = parser.parse_args()
+    labels_csv = args.dev_set / "labels.csv"
+    if not args.model.is_file() or not labels_csv.is_file():
+        print(f"real_hands: skipped (need {args.model} and {labels_csv}; run dvc repro first)")
+        return 0
+    predictor = OnnxPredictor(args.model)
+    photos = load_photo_set(labels_csv, predictor.letters, group_column="photo_id")
+    results, curves = {}, {}
+    plots = args.out / "real_hands"
+    plots.mkdir(parents=True, exist_ok=True)
+    for reading in READINGS:
+        run = run_photos(predictor, photos, reading)
+        result = report(run, predictor.letters, predictor.unsure_threshold, args.bootstrap, seed=0)
+        curves[f"{reading} reading"] = result["coverage_curve"]
+        plot_confusion(result["confusion"], predictor.letters, f"real hands, {reading} reading", plots / f"confusion_{reading}.png")
+        results[reading] = result
+        lo, hi = result["top1_ci95"]
+        print(f"{reading:>4}: top-1 {result['top1']:.1%} [{lo:.1%}, {hi:.1%}]  top-3 {result['top3']:.1%}  ECE {result['ece']:.1%}")
+    plot_coverage(curves, "real hands: accuracy vs coverage", plots / "coverage.png")
+    summary = {
+        "model": str(args.model),
+        "model_metadata": predictor.metadata.to_dict(),
+        "dev_set": str(args.dev_set),
+        "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
+        "readings": results,
+    }
+    write_json_atomic(summary, args.out / "real_hands.json")
+    print(json.dumps({r: {"top1": v["top1"], "top1_ci95": v["top1_ci95"]} for r, v in results.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Evaluation of an exported model with onnxruntime: metrics, speed, robustness, plots."""

@@ -1,0 +1,40 @@
+"""The `metadata_props` an exported model carries: its contract, readable without fingerspell's code."""
+
+import json
+from collections.abc import Sequence
+
+from fingerspell import __version__
+
+PREFIX = "fingerspell."
+INPUT_SPEC = {
+    "shape": [None, 1, 28, 28],
+    "dtype": "float32",
+    "range": [0, 255],
+    "layout": "NCHW",
+    "colour": "grey",
+}
+
+
+def build_metadata(
+    letters: Sequence[str],
+    mean: float,
+    std: float,
+    run_id: str | None,
+    data_fingerprint: str | None,
+    opset: int,
+) -> dict[str, str]:
+    """All `fingerspell.*` keys as strings (JSON where structured), as ONNX requires."""
+    return {
+        PREFIX + "letters": json.dumps(list(letters)),
+        PREFIX + "input": json.dumps(INPUT_SPEC),
+        PREFIX + "normalization": json.dumps({"mean": float(mean), "std": float(std)}),
+        PREFIX + "run_id": run_id or "",
+        PREFIX + "data_fingerprint": data_fingerprint or "",
+        PREFIX + "opset": str(opset),
+        PREFIX + "version": __version__,
+    }
+
+
+def read_metadata(props: Sequence[object]) -> dict[str, str]:
+    """`model.metadata_props` -> plain dict (keys as written)."""
+    return {p.key: p.value for p in props}  # type: ignore[attr-defined]

@@ -1,0 +1,53 @@
+"""Does the ONNX file compute what PyTorch computes? Checked over a whole split, not a few samples."""
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from fingerspell.export.wrapper import OnnxWrapper
+from fingerspell.inference.predictor import OnnxPredictor
+
+
+@dataclass(frozen=True)
+class Parity:
+    """Agreement between the torch wrapper and onnxruntime on the same images."""
+
+    samples: int
+    argmax_agreement: float  # fraction in [0, 1]
+    max_abs_prob_diff: float
+    atol: float
+
+    @property
+    def passed(self) -> bool:
+        return self.argmax_agreement == 1.0 and self.max_abs_prob_diff <= self.atol
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "passed": self.passed}
+
+
+def torch_probabilities(wrapper: OnnxWrapper, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Probabilities (N, C) from the eval-mode torch wrapper on raw uint8/float images (N, 1, 28, 28)."""
+    wrapper = wrapper.eval()
+    parts = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            x = torch.from_numpy(np.asarray(images[start : start + batch_size], dtype=np.float32))
+            parts.append(wrapper(x)[1].numpy())
+    return np.concatenate(parts)
+
+
+def check_parity(
+    wrapper: OnnxWrapper, predictor: OnnxPredictor, images: np.ndarray, atol: float, batch_size: int = 512
+) -> Parity:
+    """Compare probabilities of `wrapper` and `predictor` over all `images`."""
+    expected = torch_probabilities(wrapper, images, batch_size)
+    got = predictor.predict_proba(images, batch_size=batch_size)
+    agree = float(np.mean(expected.argmax(axis=1) == got.argmax(axis=1)))
+    return Parity(
+        samples=len(images),
+        argmax_agreement=agree,
+        max_abs_prob_diff=float(np.abs(expected - got).max()),
+        atol=atol,
+    )

@@ -1,0 +1,162 @@
+"""The export stage: source -> checked ONNX -> int8 copy -> `reports/export.json` -> MLflow."""
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fingerspell.data.processed import load_meta, load_split
+from fingerspell.evaluation.timing import throughput
+from fingerspell.export.metadata import build_metadata
+from fingerspell.export.onnx_export import export_onnx
+from fingerspell.export.parity import check_parity
+from fingerspell.export.quantize import calibration_sample, quantize_int8
+from fingerspell.export.source import SourceModel, load_source
+from fingerspell.export.wrapper import OnnxWrapper
+from fingerspell.inference.predictor import OnnxPredictor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QuantizeSettings:
+    """Static int8 quantisation: on or off, calibration sample, acceptance limit."""
+
+    enabled: bool = True
+    calibration_samples: int = 1024
+    seed: int = 0
+    per_channel: bool = True
+    op_types: tuple[str, ...] = ("Conv", "Gemm", "MatMul")
+    max_accuracy_drop: float = 0.1  # percentage points of test accuracy
+    speed_runs: int = 20
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """Everything `run_export` needs; the Hydra entry point fills it from `conf/export.yaml`."""
+
+    source: str
+    processed_dir: Path
+    output: Path
+    int8_output: Path
+    report: Path
+    train_run: Path | None = None
+    opset: int = 18
+    parity_atol: float = 1e-4
+    quantize: QuantizeSettings = field(default_factory=QuantizeSettings)
+    log_mlflow: bool = True
+    registered_name: str | None = "fingerspell-onnx"
+
+
+class ParityError(ValueError):
+    """The ONNX graph does not compute what PyTorch computes; the model is not written."""
+
+
+def _accuracy(predictor: OnnxPredictor, images: np.ndarray, labels: np.ndarray) -> float:
+    probs = predictor.predict_proba(images, batch_size=512)
+    return float(np.mean(probs.argmax(axis=1) == labels) * 100.0)
+
+
+def _speed(predictor: OnnxPredictor, images: np.ndarray, runs: int) -> float:
+    fn = lambda x: predictor.session.run(["probabilities"], {predictor.input_name: x})  # noqa: E731
+    return round(throughput(fn, images[:256].astype(np.float32), 256, runs)["images_per_s"], 1)
+
+
+def _export_checked(model: SourceModel, settings: ExportSettings, test: tuple[np.ndarray, np.ndarray]) -> dict:
+    """Export to a temp file, check parity over the whole test split, then move it into place."""
+    wrapper = OnnxWrapper(model.net, model.mean, model.std).eval()
+    meta = build_metadata(model.letters, model.mean, model.std, model.run_id, model.data_fingerprint, settings.opset)
+    out = Path(settings.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        export_onnx(wrapper, tmp, meta, settings.opset)
+        parity = check_parity(wrapper, OnnxPredictor(tmp), test[0], settings.parity_atol)
+        if not parity.passed:
+            raise ParityError(
+                f"ONNX and PyTorch disagree on the test split (argmax agreement {parity.argmax_agreement:.4%}, "
+                f"max |dp| {parity.max_abs_prob_diff:.2e} > {settings.parity_atol:g}); model not written"
+            )
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {"parity": parity.to_dict(), "metadata": meta}
+
+
+def _quantize(settings: ExportSettings, fp32: OnnxPredictor, test: tuple[np.ndarray, np.ndarray]) -> dict:
+    """Quantise, measure accuracy/size/speed against fp32, keep the file only if accurate enough."""
+    q = settings.quantize
+    train_images, _ = load_split(settings.processed_dir, "train")
+    calib = calibration_sample(train_images, q.calibration_samples, q.seed)
+    out = Path(settings.int8_output)
+    quantize_int8(Path(settings.output), out, calib, q.op_types, q.per_channel)
+    int8 = OnnxPredictor(out)
+    fp32_acc, int8_acc = _accuracy(fp32, *test), _accuracy(int8, *test)
+    drop = fp32_acc - int8_acc
+    kept = drop <= q.max_accuracy_drop
+    result = {
+        "kept": kept,
+        "path": str(out),
+        "calibration_samples": len(calib),
+        "test_accuracy": round(int8_acc, 4),
+        "accuracy_drop_points": round(drop, 4),
+        "max_accuracy_drop_points": q.max_accuracy_drop,
+        "size_bytes": out.stat().st_size,
+        "fp32_size_bytes": Path(settings.output).stat().st_size,
+        "images_per_s_batch256": _speed(int8, test[0], q.speed_runs),
+        "fp32_images_per_s_batch256": _speed(fp32, test[0], q.speed_runs),
+    }
+    result["speedup_vs_fp32"] = round(result["images_per_s_batch256"] / result["fp32_images_per_s_batch256"], 2)
+    if not kept:
+        out.unlink(missing_ok=True)
+        log.warning("int8 model dropped %.3f points (> %.3f): not kept", drop, q.max_accuracy_drop)
+    return result
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write `data` as JSON through a temp file (readers never see half a report)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def run_export(settings: ExportSettings) -> dict[str, Any]:
+    """Export, check, quantise, report and log; returns the report written to `settings.report`."""
+    data_meta = load_meta(settings.processed_dir)
+    test = load_split(settings.processed_dir, "test")
+    model = load_source(settings.source, settings.train_run, data_meta["letters"], data_meta.get("fingerprint"))
+    if list(model.letters) != list(data_meta["letters"]):
+        raise ValueError(f"{settings.source}: model letters {model.letters} differ from the data's letters")
+    report: dict[str, Any] = {"source": settings.source, "output": str(settings.output), "opset": settings.opset}
+    report |= _export_checked(model, settings, test)
+    fp32 = OnnxPredictor(settings.output)
+    report["test_accuracy"] = round(_accuracy(fp32, *test), 4)
+    report["size_bytes"] = Path(settings.output).stat().st_size
+    report["int8"] = _quantize(settings, fp32, test) if settings.quantize.enabled else {"kept": False}
+    report["mlflow"] = _log(settings, model)
+    write_json(settings.report, report)
+    return report
+
+
+def _log(settings: ExportSettings, model: SourceModel) -> dict[str, Any] | None:
+    if not settings.log_mlflow:
+        return None
+    if not model.run_id:
+        log.warning("no training run id for %s: ONNX model not logged to MLflow", settings.source)
+        return None
+    from fingerspell.tracking.onnx_logging import log_onnx_model
+
+    example = np.zeros((1, 1, 28, 28), np.float32)
+    logged = log_onnx_model(
+        Path(settings.output), model.run_id, model.tracking_uri, settings.registered_name, model.aliases, (), example
+    )
+    return {**logged, "run_id": model.run_id, "aliases": list(model.aliases)}

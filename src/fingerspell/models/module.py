@@ -1,0 +1,156 @@
+"""The LightningModule: loss, metrics and optimisation around a plain net."""
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from torch import Tensor, nn
+from torchmetrics import MeanMetric, MetricCollection, MinMetric
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+
+# Schedulers whose horizon is the run's length in optimizer steps, filled in at fit time.
+_HORIZON_ARGS = {"CosineAnnealingLR": "T_max", "OneCycleLR": "total_steps", "LinearLR": "total_iters"}
+
+
+class Normalized(nn.Module):
+    """`net` behind a fixed normalisation: float images in [0, 1] -> logits.
+
+    This is the model that leaves training (MLflow model, ONNX export), so a caller never
+    repeats the data set's mean and std.
+    """
+
+    def __init__(self, net: nn.Module, mean: float, std: float) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, 1, 28, 28) float in [0, 1] -> (N, num_classes) logits."""
+        return self.net((x - self.mean) / self.std)
+
+
+class FingerspellModule(L.LightningModule):
+    """Trains `net` with cross-entropy; logs `stage/name` metrics; rebuilds from its checkpoint alone.
+
+    `val/loss` and `test/loss` are the plain cross-entropy (NLL) even when training uses label
+    smoothing, so runs with different smoothing rank fairly on `val/loss`.
+
+    Args:
+        net: config of the net (`_target_` and arguments), instantiated here and saved in the
+            hyper-parameters, so `load_from_checkpoint(path)` needs no other argument.
+        mean: train-split pixel mean in [0, 1] units (from `meta.json`).
+        std: train-split pixel standard deviation in [0, 1] units.
+        letters: class letters in class-index order.
+        num_classes: number of classes.
+        label_smoothing: label smoothing of the training loss.
+        optimizer: partial optimizer (`_partial_: true`), bound to the parameters here.
+        scheduler: partial LR scheduler, stepped every batch; its horizon (`T_max`,
+            `total_steps`) is set to the run's total steps when the config leaves it out.
+    """
+
+    def __init__(
+        self,
+        net: Mapping[str, Any],
+        mean: float,
+        std: float,
+        letters: list[str],
+        num_classes: int,
+        label_smoothing: float,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+    ) -> None:
+        super().__init__()
+        if len(letters) != num_classes:
+            raise ValueError(f"{len(letters)} letters for num_classes={num_classes}")
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
+        self.net: nn.Module = instantiate(dict(net))
+        self.register_buffer("mean", torch.tensor(float(mean)))
+        self.register_buffer("std", torch.tensor(float(std)))
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.label_smoothing = label_smoothing
+        metrics = MetricCollection(
+            {
+                "acc": MulticlassAccuracy(num_classes, average="micro"),
+                "f1": MulticlassF1Score(num_classes, average="macro"),
+            }
+        )
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.val_loss_best = MinMetric()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, 1, 28, 28) float images in [0, 1] -> (N, num_classes) logits."""
+        return self.net((x - self.mean) / self.std)
+
+    def inference_model(self) -> Normalized:
+        """A plain `nn.Module` copy for export: [0, 1] images -> logits, in eval mode."""
+        import copy
+
+        return Normalized(copy.deepcopy(self.net), float(self.mean), float(self.std)).eval()
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        self.train_loss(loss.detach())
+        self.train_metrics.update(logits.detach(), y)
+        self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/loss", self.train_loss, on_epoch=True)
+        self.log_dict(self.train_metrics.compute(), on_epoch=True)
+        self.train_metrics.reset()
+
+    def _eval_step(self, batch: tuple[Tensor, Tensor], loss_metric: MeanMetric, metrics: MetricCollection) -> None:
+        x, y = batch
+        logits = self(x)
+        loss_metric.update(F.cross_entropy(logits, y, reduction="none"))
+        metrics.update(logits, y)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, self.val_loss, self.val_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        loss = self.val_loss.compute()
+        self.val_loss.reset()
+        if not self.trainer.sanity_checking:
+            self.val_loss_best(loss)
+            self.log("val/loss_best", self.val_loss_best.compute(), sync_dist=False)
+        self.log("val/loss", loss, prog_bar=True)
+        self.log_dict(self.val_metrics.compute(), prog_bar=True)
+        self.val_metrics.reset()
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, self.test_loss, self.test_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        loss = self.test_loss.compute()
+        self.test_loss.reset()
+        self.log("test/loss", loss)
+        self.log("test/nll", loss)
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+
+    def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            raise ValueError("FingerspellModule needs an optimizer to train; pass optimizer=...")
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        kwargs: dict[str, Any] = {}
+        func = getattr(self.scheduler_factory, "func", self.scheduler_factory)
+        horizon = _HORIZON_ARGS.get(getattr(func, "__name__", ""))
+        if horizon and horizon not in getattr(self.scheduler_factory, "keywords", {}):
+            kwargs[horizon] = max(1, int(self.trainer.estimated_stepping_batches))
+        scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

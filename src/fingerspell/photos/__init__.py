@@ -1,0 +1,1 @@
+"""Labelled photo sets: how the model does on real pictures, not Sign-MNIST crops."""

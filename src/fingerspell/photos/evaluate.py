@@ -1,0 +1,81 @@
+"""Run the predictor over a photo set in one reading (full frame or hand box) and summarise."""
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fingerspell.inference.images import ImageError, read_image_file, to_model_input
+from fingerspell.inference.predictor import OnnxPredictor
+from fingerspell.photos.dataset import Photo, PhotoSetError, hand_box_square
+from fingerspell.photos.metrics import summarise
+
+READINGS = ("full", "box")
+
+
+@dataclass(frozen=True)
+class PhotoRun:
+    """Predictions for the photos that could be read, and the ones that could not."""
+
+    probs: np.ndarray
+    labels: np.ndarray
+    groups: np.ndarray
+    failed: list[str]
+
+
+def model_inputs(photos: list[Photo], reading: str) -> tuple[np.ndarray, list[int], list[str]]:
+    """(N, 28, 28) inputs of the readable photos, their indices, and one line per unreadable one."""
+    if reading not in READINGS:
+        raise ValueError(f"reading {reading!r} must be one of {', '.join(READINGS)}")
+    if reading == "box" and any(p.box is None for p in photos):
+        raise PhotoSetError("the 'box' reading needs box_cx,box_cy,box_w,box_h for every photo (a CSV source)")
+    arrays, kept, failed = [], [], []
+    for i, photo in enumerate(photos):
+        try:
+            img = read_image_file(photo.path)
+            box = hand_box_square(photo.box, *img.size) if reading == "box" and photo.box else None
+            arrays.append(to_model_input(img, box=box))
+            kept.append(i)
+        except ImageError as err:
+            failed.append(str(err))
+    stacked = np.stack(arrays) if arrays else np.zeros((0, 28, 28), np.float32)
+    return stacked, kept, failed
+
+
+def run_photos(predictor: OnnxPredictor, photos: list[Photo], reading: str) -> PhotoRun:
+    """Predict every readable photo in `reading`."""
+    inputs, kept, failed = model_inputs(photos, reading)
+    if not kept:
+        raise PhotoSetError(f"none of the {len(photos)} photos could be read; first error: {failed[0]}")
+    index = {letter: i for i, letter in enumerate(predictor.letters)}
+    chosen = [photos[i] for i in kept]
+    return PhotoRun(
+        probs=predictor.predict_proba(inputs),
+        labels=np.array([index[p.letter] for p in chosen]),
+        groups=np.array([p.group for p in chosen]),
+        failed=failed,
+    )
+
+
+def report(run: PhotoRun, letters: tuple[str, ...], threshold: float | None, n_boot: int, seed: int) -> dict[str, Any]:
+    """Summary metrics plus the failures, JSON-ready."""
+    result = summarise(run.probs, run.labels, run.groups, letters, threshold, n_boot, seed)
+    result["unreadable"] = run.failed
+    return result
+
+
+def write_json_atomic(data: dict[str, Any], path: Path) -> None:
+    """Write JSON to a temp file beside `path`, then rename: never a half-written report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2)
+            handle.write("\n")
+        Path(tmp).replace(path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)

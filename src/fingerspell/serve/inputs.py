@@ -1,0 +1,121 @@
+"""Request body -> model inputs, under the service limits (bytes, image count, pixels).
+
+The image path is the shared one (`fingerspell.inference.images`), so the service sees exactly
+what `fingerspell-predict` sees.
+"""
+
+import base64
+import io
+
+import numpy as np
+from PIL import Image
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.types import Message, Receive
+
+from fingerspell.inference.images import ImageError, array_to_input, image_bytes_to_input
+from fingerspell.serve.errors import ApiError, first_line, simplify
+from fingerspell.serve.schemas import ArrayRequest
+from fingerspell.serve.settings import ServeSettings
+
+Item = tuple[str, np.ndarray]  # (name, (28, 28) float32 0-255)
+ACCEPTED = 'multipart/form-data (image files) or application/json ({"images": [28x28 arrays]})'
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """Wrap `receive` so a body over `limit` bytes stops with 413 as soon as it gets there."""
+    size = 0
+
+    async def inner() -> Message:
+        nonlocal size
+        message = await receive()
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if size > limit:
+                raise ApiError(413, f"request body over the limit of {limit:,} bytes; send smaller images")
+        return message
+
+    return inner
+
+
+def _check_length(request: Request, limit: int) -> None:
+    header = request.headers.get("content-length")
+    if header is None:
+        return
+    if not header.isdigit():
+        raise ApiError(400, f"Content-Length {header!r} is not a number")
+    if int(header) > limit:
+        raise ApiError(
+            413, f"request body is {int(header):,} bytes, over the limit of {limit:,}; send smaller images"
+        )
+
+
+def _check_count(count: int, settings: ServeSettings) -> None:
+    if count == 0:
+        raise ApiError(422, "no images in the request; send one or more image files (e.g. -F file=@hand.png)")
+    if count > settings.max_images:
+        raise ApiError(
+            413, f"{count} images in one request, over the limit of {settings.max_images}; split it"
+        )
+
+
+async def _from_multipart(request: Request, settings: ServeSettings) -> list[Item]:
+    form = await request.form()
+    try:
+        extra = [key for key, value in form.multi_items() if not isinstance(value, UploadFile)]
+        if extra:
+            raise ApiError(
+                422, f"unexpected form field {extra[0]!r}; send images as files (-F file=@hand.png)"
+            )
+        uploads = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
+        _check_count(len(uploads), settings)
+        items = []
+        for index, upload in enumerate(uploads):
+            name = upload.filename or f"file[{index}]"
+            data = await upload.read()
+            items.append((name, image_bytes_to_input(data, name, settings.max_pixels)))
+        return items
+    except ImageError as err:
+        raise ApiError(422, str(err)) from err
+    finally:
+        await form.close()
+
+
+async def _from_json(request: Request, settings: ServeSettings) -> list[Item]:
+    body = await request.body()
+    try:
+        parsed = ArrayRequest.model_validate_json(body)
+    except ValidationError as err:
+        errors = simplify(list(err.errors()))
+        if any(e["type"] == "json_invalid" for e in errors):
+            raise ApiError(400, f"request body is not valid JSON ({errors[0]['msg']})") from err
+        raise ApiError(422, first_line(errors), errors) from err
+    _check_count(len(parsed.images), settings)
+    try:
+        return [
+            (f"images[{i}]", array_to_input(values, f"images[{i}]")) for i, values in enumerate(parsed.images)
+        ]
+    except ImageError as err:
+        raise ApiError(422, str(err)) from err
+
+
+async def read_items(request: Request, settings: ServeSettings) -> list[Item]:
+    """Every image in the request as a model input, or an `ApiError` saying what is wrong."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in ("multipart/form-data", "application/json"):
+        shown = content_type or "none"
+        raise ApiError(415, f"content type {shown} not accepted; send {ACCEPTED}")
+    _check_length(request, settings.max_upload_bytes)
+    limited = Request(request.scope, _limited(request.receive, settings.max_upload_bytes))
+    if content_type == "application/json":
+        return await _from_json(limited, settings)
+    return await _from_multipart(limited, settings)
+
+
+def view_png(pixels: np.ndarray) -> str:
+    """The 28x28 model input as a PNG data URL, so the page shows exactly what the model saw."""
+    img = Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), "L")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

@@ -1,0 +1,60 @@
+"""Request and response bodies of the HTTP API (validated, documented in `/docs`)."""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+UNSURE_ADVICE = "Not sure: move closer so the hand fills the frame, use a plain background and better light."
+
+
+class PredictOptions(BaseModel):
+    """Query parameters of `POST /predict`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    top_k: int | None = Field(default=None, ge=1, le=24, description="letters per answer (default 3)")
+    view: bool = Field(
+        default=False, description="also return the 28x28 view the model saw, as a PNG data URL"
+    )
+
+
+class ArrayRequest(BaseModel):
+    """JSON body: grey images as 28x28 nested lists (or flat lists of 784), values 0-255."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    images: list[Any] = Field(min_length=1, description="one 28x28 array of grey values 0-255 per image")
+
+
+class LetterScore(BaseModel):
+    """One letter and its probability."""
+
+    letter: str
+    probability: float
+
+
+class ItemPrediction(BaseModel):
+    """The answer for one image, in request order."""
+
+    name: str = Field(description="the uploaded file name, or images[i] for JSON arrays")
+    letter: str
+    probability: float
+    unsure: bool = Field(description="true when the top probability is under the model's threshold")
+    advice: str | None = Field(default=None, description="what to change when the answer is unsure")
+    top_k: list[LetterScore]
+    view: str | None = Field(default=None, description="data:image/png;base64 of the 28x28 model input")
+
+
+class PredictResponse(BaseModel):
+    """All answers of one request."""
+
+    predictions: list[ItemPrediction]
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: the HTTP status, a short code and one line saying what to do."""
+
+    status: int
+    error: str
+    message: str
+    errors: list[dict[str, Any]] | None = None

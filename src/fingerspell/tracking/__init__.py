@@ -1,0 +1,1 @@
+"""Every MLflow call of the project: store, runs, sweep parents, artifacts, registry."""
