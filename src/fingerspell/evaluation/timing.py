@@ -33,7 +33,9 @@ def latency_ms(fn: BatchFn, sample: np.ndarray, runs: int, warmup: int = 20) -> 
     }
 
 
-def throughput(fn: BatchFn, sample: np.ndarray, batch_size: int, runs: int, warmup: int = 3) -> dict[str, float]:
+def throughput(
+    fn: BatchFn, sample: np.ndarray, batch_size: int, runs: int, warmup: int = 3
+) -> dict[str, float]:
     """Images per second of `fn` on full batches of `batch_size` drawn from `sample`."""
     if runs <= 0 or batch_size <= 0:
         raise ValueError(f"throughput needs positive runs and batch size, got {runs}, {batch_size}")
@@ -47,4 +49,9 @@ def throughput(fn: BatchFn, sample: np.ndarray, batch_size: int, runs: int, warm
         fn(batch)
         times[i] = time.perf_counter_ns() - start
     seconds = float(np.median(times)) / 1e9
-    return {"images_per_s": batch_size / seconds, "batch_size": batch_size, "median_batch_ms": seconds * 1e3, "runs": runs}
+    return {
+        "images_per_s": batch_size / seconds,
+        "batch_size": batch_size,
+        "median_batch_ms": seconds * 1e3,
+        "runs": runs,
+    }

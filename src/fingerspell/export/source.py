@@ -92,7 +92,9 @@ def load_checkpoint(path: Path) -> nn.Module:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found; run 'dvc repro train' or pass source=<MLflow URI>")
+        raise FileNotFoundError(
+            f"{path}: checkpoint not found; run 'dvc repro train' or pass source=<MLflow URI>"
+        )
     try:
         return FingerspellModule.load_from_checkpoint(str(path), map_location="cpu").eval()
     except (RuntimeError, KeyError, TypeError, EOFError) as err:

@@ -1,6 +1,5 @@
 """The export stage: source -> checked ONNX -> int8 copy -> `reports/export.json` -> MLflow."""
 
-import json
 import logging
 import os
 import tempfile
@@ -11,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from fingerspell.data.processed import load_meta, load_split
+from fingerspell.evaluation.reports import write_json
 from fingerspell.evaluation.timing import throughput
 from fingerspell.export.metadata import build_metadata
 from fingerspell.export.onnx_export import export_onnx
@@ -31,7 +31,8 @@ class QuantizeSettings:
     calibration_samples: int = 1024
     seed: int = 0
     per_channel: bool = True
-    op_types: tuple[str, ...] = ("Conv", "Gemm", "MatMul")
+    op_types: tuple[str, ...] = ("Conv", "Gemm", "MatMul", "Relu", "MaxPool", "Add", "Reshape", "Flatten")
+    reduce_range: bool = True
     max_accuracy_drop: float = 0.1  # percentage points of test accuracy
     speed_runs: int = 20
 
@@ -67,10 +68,14 @@ def _speed(predictor: OnnxPredictor, images: np.ndarray, runs: int) -> float:
     return round(throughput(fn, images[:256].astype(np.float32), 256, runs)["images_per_s"], 1)
 
 
-def _export_checked(model: SourceModel, settings: ExportSettings, test: tuple[np.ndarray, np.ndarray]) -> dict:
+def _export_checked(
+    model: SourceModel, settings: ExportSettings, test: tuple[np.ndarray, np.ndarray]
+) -> dict:
     """Export to a temp file, check parity over the whole test split, then move it into place."""
     wrapper = OnnxWrapper(model.net, model.mean, model.std).eval()
-    meta = build_metadata(model.letters, model.mean, model.std, model.run_id, model.data_fingerprint, settings.opset)
+    meta = build_metadata(
+        model.letters, model.mean, model.std, model.run_id, model.data_fingerprint, settings.opset
+    )
     out = Path(settings.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
@@ -96,7 +101,7 @@ def _quantize(settings: ExportSettings, fp32: OnnxPredictor, test: tuple[np.ndar
     train_images, _ = load_split(settings.processed_dir, "train")
     calib = calibration_sample(train_images, q.calibration_samples, q.seed)
     out = Path(settings.int8_output)
-    quantize_int8(Path(settings.output), out, calib, q.op_types, q.per_channel)
+    quantize_int8(Path(settings.output), out, calib, q.op_types, q.per_channel, q.reduce_range)
     int8 = OnnxPredictor(out)
     fp32_acc, int8_acc = _accuracy(fp32, *test), _accuracy(int8, *test)
     drop = fp32_acc - int8_acc
@@ -113,30 +118,29 @@ def _quantize(settings: ExportSettings, fp32: OnnxPredictor, test: tuple[np.ndar
         "images_per_s_batch256": _speed(int8, test[0], q.speed_runs),
         "fp32_images_per_s_batch256": _speed(fp32, test[0], q.speed_runs),
     }
-    result["speedup_vs_fp32"] = round(result["images_per_s_batch256"] / result["fp32_images_per_s_batch256"], 2)
+    result["speedup_vs_fp32"] = round(
+        result["images_per_s_batch256"] / result["fp32_images_per_s_batch256"], 2
+    )
     if not kept:
         out.unlink(missing_ok=True)
         log.warning("int8 model dropped %.3f points (> %.3f): not kept", drop, q.max_accuracy_drop)
     return result
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write `data` as JSON through a temp file (readers never see half a report)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
-
-
 def run_export(settings: ExportSettings) -> dict[str, Any]:
     """Export, check, quantise, report and log; returns the report written to `settings.report`."""
     data_meta = load_meta(settings.processed_dir)
     test = load_split(settings.processed_dir, "test")
-    model = load_source(settings.source, settings.train_run, data_meta["letters"], data_meta.get("fingerprint"))
+    model = load_source(
+        settings.source, settings.train_run, data_meta["letters"], data_meta.get("fingerprint")
+    )
     if list(model.letters) != list(data_meta["letters"]):
         raise ValueError(f"{settings.source}: model letters {model.letters} differ from the data's letters")
-    report: dict[str, Any] = {"source": settings.source, "output": str(settings.output), "opset": settings.opset}
+    report: dict[str, Any] = {
+        "source": settings.source,
+        "output": str(settings.output),
+        "opset": settings.opset,
+    }
     report |= _export_checked(model, settings, test)
     fp32 = OnnxPredictor(settings.output)
     report["test_accuracy"] = round(_accuracy(fp32, *test), 4)
@@ -157,6 +161,12 @@ def _log(settings: ExportSettings, model: SourceModel) -> dict[str, Any] | None:
 
     example = np.zeros((1, 1, 28, 28), np.float32)
     logged = log_onnx_model(
-        Path(settings.output), model.run_id, model.tracking_uri, settings.registered_name, model.aliases, (), example
+        Path(settings.output),
+        model.run_id,
+        model.tracking_uri,
+        settings.registered_name,
+        model.aliases,
+        (),
+        example,
     )
     return {**logged, "run_id": model.run_id, "aliases": list(model.aliases)}

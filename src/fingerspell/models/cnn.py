@@ -78,7 +78,9 @@ class SmallCNN(nn.Module):
         side = image_size
         for _ in widths:
             side = (side + 1) // 2
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(drop_rate), nn.Linear(chans[-1] * side * side, num_classes))
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Dropout(drop_rate), nn.Linear(chans[-1] * side * side, num_classes)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, C, H, W) normalised images -> (N, num_classes) logits."""

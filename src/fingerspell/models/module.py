@@ -1,5 +1,6 @@
 """The LightningModule: loss, metrics and optimisation around a plain net."""
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -86,6 +87,9 @@ class FingerspellModule(L.LightningModule):
         self.test_metrics = metrics.clone(prefix="test/")
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.val_loss_best = MinMetric()
+        # per-epoch rows for the training curves; kept in checkpoints so a resumed run has them all
+        self.history: list[dict[str, float]] = []
+        self._val_row: dict[str, float] = {}
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, 1, 28, 28) float images in [0, 1] -> (N, num_classes) logits."""
@@ -107,11 +111,25 @@ class FingerspellModule(L.LightningModule):
         return loss
 
     def on_train_epoch_end(self) -> None:
-        self.log("train/loss", self.train_loss, on_epoch=True)
-        self.log_dict(self.train_metrics.compute(), on_epoch=True)
+        # validation of this epoch has run already, so the history row is complete here
+        loss = self.train_loss.compute()
+        self.train_loss.reset()
+        metrics = self.train_metrics.compute()
         self.train_metrics.reset()
+        self.log("train/loss", loss)
+        self.log_dict(metrics)
+        row = {"epoch": float(self.current_epoch + 1), "train/loss": float(loss)}
+        row.update({key: float(value) for key, value in metrics.items()})
+        row.update(self._val_row)
+        row["lr"] = (
+            float(self.trainer.optimizers[0].param_groups[0]["lr"]) if self.trainer.optimizers else math.nan
+        )
+        self.history.append(row)
+        self._val_row = {}
 
-    def _eval_step(self, batch: tuple[Tensor, Tensor], loss_metric: MeanMetric, metrics: MetricCollection) -> None:
+    def _eval_step(
+        self, batch: tuple[Tensor, Tensor], loss_metric: MeanMetric, metrics: MetricCollection
+    ) -> None:
         x, y = batch
         logits = self(x)
         loss_metric.update(F.cross_entropy(logits, y, reduction="none"))
@@ -126,9 +144,12 @@ class FingerspellModule(L.LightningModule):
         if not self.trainer.sanity_checking:
             self.val_loss_best(loss)
             self.log("val/loss_best", self.val_loss_best.compute(), sync_dist=False)
-        self.log("val/loss", loss, prog_bar=True)
-        self.log_dict(self.val_metrics.compute(), prog_bar=True)
+        metrics = self.val_metrics.compute()
         self.val_metrics.reset()
+        self.log("val/loss", loss, prog_bar=True)
+        self.log_dict(metrics, prog_bar=True)
+        if not self.trainer.sanity_checking:
+            self._val_row = {"val/loss": float(loss), **{key: float(value) for key, value in metrics.items()}}
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._eval_step(batch, self.test_loss, self.test_metrics)
@@ -140,6 +161,12 @@ class FingerspellModule(L.LightningModule):
         self.log("test/nll", loss)
         self.log_dict(self.test_metrics.compute())
         self.test_metrics.reset()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["history"] = list(self.history)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.history = list(checkpoint.get("history", []))
 
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:

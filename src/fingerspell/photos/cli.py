@@ -20,10 +20,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("model", help="path to the .onnx model")
     parser.add_argument("source", type=Path, help="folder with one subfolder per letter, or a CSV")
-    parser.add_argument("--reading", choices=READINGS, default="full", help="full frame (centre crop) or hand box")
+    parser.add_argument(
+        "--reading", choices=READINGS, default="full", help="full frame (centre crop) or hand box"
+    )
     parser.add_argument("--group-column", help="CSV column that groups versions of one photo, e.g. photo_id")
     parser.add_argument("--threshold", type=float, help="confidence threshold (default: the model's own)")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% interval")
+    parser.add_argument(
+        "--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% interval"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="folder for report.json and the plots")
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
@@ -50,8 +54,15 @@ def main(argv: list[str] | None = None) -> int:
         from fingerspell.photos.plots import plot_confusion, plot_coverage  # noqa: PLC0415 - matplotlib is slow
 
         write_json_atomic(result, args.out / "report.json")
-        plot_confusion(result["confusion"], predictor.letters, f"{args.source.name} ({args.reading})", args.out / "confusion.png")
-        plot_coverage({args.reading: result["coverage_curve"]}, "accuracy vs coverage", args.out / "coverage.png")
+        plot_confusion(
+            result["confusion"],
+            predictor.letters,
+            f"{args.source.name} ({args.reading})",
+            args.out / "confusion.png",
+        )
+        plot_coverage(
+            {args.reading: result["coverage_curve"]}, "accuracy vs coverage", args.out / "coverage.png"
+        )
     if args.json:
         import json  # noqa: PLC0415
 
@@ -76,7 +87,9 @@ def format_table(result: dict) -> str:
     if "at_threshold" in result:
         t = result["at_threshold"]
         acc = "n/a" if t["accuracy_answered"] is None else f"{t['accuracy_answered']:.1%}"
-        lines.append(f"at threshold {t['threshold']:.2f}: answers {t['coverage']:.1%}, accuracy of answers {acc}")
+        lines.append(
+            f"at threshold {t['threshold']:.2f}: answers {t['coverage']:.1%}, accuracy of answers {acc}"
+        )
     worst = sorted((v["acc"], k) for k, v in result["per_letter"].items() if v["acc"] is not None)[:5]
     lines.append("weakest letters: " + ", ".join(f"{k} {a:.0%}" for a, k in worst))
     return "\n".join(lines)

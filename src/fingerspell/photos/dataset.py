@@ -38,7 +38,9 @@ def load_photo_set(source: Path, letters: tuple[str, ...], group_column: str | N
         raise PhotoSetError(f"{source}: no such folder or CSV file")
     photos = _from_csv(source, letters, group_column) if source.is_file() else _from_folder(source, letters)
     if not photos:
-        raise PhotoSetError(f"{source}: no images found (expected <letter>/<image> folders or a path,letter CSV)")
+        raise PhotoSetError(
+            f"{source}: no images found (expected <letter>/<image> folders or a path,letter CSV)"
+        )
     return photos
 
 
@@ -70,7 +72,9 @@ def _from_csv(path: Path, letters: tuple[str, ...], group_column: str | None) ->
         for line, row in enumerate(reader, start=2):
             letter = (row["letter"] or "").strip().upper()
             if letter not in letters:
-                raise PhotoSetError(f"{path}: line {line}: letter {row['letter']!r} is not one of {''.join(letters)}")
+                raise PhotoSetError(
+                    f"{path}: line {line}: letter {row['letter']!r} is not one of {''.join(letters)}"
+                )
             image = (path.parent / row["path"]).resolve()
             if not image.is_file():
                 raise PhotoSetError(f"{path}: line {line}: image {row['path']!r} not found")
@@ -85,7 +89,9 @@ def _from_csv(path: Path, letters: tuple[str, ...], group_column: str | None) ->
     return photos
 
 
-def hand_box_square(box: tuple[float, float, float, float], width: int, height: int, margin: float = 0.15) -> Box:
+def hand_box_square(
+    box: tuple[float, float, float, float], width: int, height: int, margin: float = 0.15
+) -> Box:
     """A square around a normalised (cx, cy, w, h) hand box with `margin` on each side, kept inside the image."""
     cx, cy, bw, bh = box[0] * width, box[1] * height, box[2] * width, box[3] * height
     side = min(max(bw, bh) * (1 + 2 * margin), width, height)

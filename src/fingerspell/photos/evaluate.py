@@ -32,7 +32,9 @@ def model_inputs(photos: list[Photo], reading: str) -> tuple[np.ndarray, list[in
     if reading not in READINGS:
         raise ValueError(f"reading {reading!r} must be one of {', '.join(READINGS)}")
     if reading == "box" and any(p.box is None for p in photos):
-        raise PhotoSetError("the 'box' reading needs box_cx,box_cy,box_w,box_h for every photo (a CSV source)")
+        raise PhotoSetError(
+            "the 'box' reading needs box_cx,box_cy,box_w,box_h for every photo (a CSV source)"
+        )
     arrays, kept, failed = [], [], []
     for i, photo in enumerate(photos):
         try:
@@ -61,7 +63,9 @@ def run_photos(predictor: OnnxPredictor, photos: list[Photo], reading: str) -> P
     )
 
 
-def report(run: PhotoRun, letters: tuple[str, ...], threshold: float | None, n_boot: int, seed: int) -> dict[str, Any]:
+def report(
+    run: PhotoRun, letters: tuple[str, ...], threshold: float | None, n_boot: int, seed: int
+) -> dict[str, Any]:
     """Summary metrics plus the failures, JSON-ready."""
     result = summarise(run.probs, run.labels, run.groups, letters, threshold, n_boot, seed)
     result["unreadable"] = run.failed

@@ -63,15 +63,19 @@ def resolve_source(uri: str, dst: Path, tracking_uri: str | None = None) -> Reso
             aliases: tuple[str, ...] = ()
             if uri.startswith("models:/"):
                 match = _MODELS_URI.match(uri)
-                if not match:
+                logged_id = uri[len("models:/") :]
+                if not match and logged_id and "/" not in logged_id:  # MLflow 3 logged-model id
+                    run_id = mlflow.get_logged_model(logged_id).source_run_id
+                elif not match:
                     raise ValueError(f"{uri}: expected models:/<name>@<alias> or models:/<name>/<version>")
-                name, alias, number = match["name"], match["alias"], match["version"]
-                mv = (
-                    client.get_model_version_by_alias(name, alias)
-                    if alias
-                    else client.get_model_version(name, number)
-                )
-                run_id, version, aliases = mv.run_id, str(mv.version), tuple(mv.aliases or ())
+                else:
+                    name, alias, number = match["name"], match["alias"], match["version"]
+                    mv = (
+                        client.get_model_version_by_alias(name, alias)
+                        if alias
+                        else client.get_model_version(name, number)
+                    )
+                    run_id, version, aliases = mv.run_id, str(mv.version), tuple(mv.aliases or ())
             elif uri.startswith("runs:/"):
                 run_id = uri[len("runs:/") :].split("/", 1)[0]
                 if not run_id:
@@ -81,7 +85,9 @@ def resolve_source(uri: str, dst: Path, tracking_uri: str | None = None) -> Reso
             dst.mkdir(parents=True, exist_ok=True)
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
         except MlflowException as err:
-            raise ValueError(f"{uri}: not found in MLflow at {mlflow.get_tracking_uri()} ({_first(err)})") from err
+            raise ValueError(
+                f"{uri}: not found in MLflow at {mlflow.get_tracking_uri()} ({_first(err)})"
+            ) from err
     return ResolvedSource(local, run_id, name, version, aliases)
 
 
@@ -139,7 +145,11 @@ def log_onnx_model(
         except MlflowException as err:
             raise ValueError(f"MLflow run {run_id}: cannot log the ONNX model ({_first(err)})") from err
     log.info("logged %s to run %s as %s (version %s)", model_path, run_id, info.model_uri, version)
-    return {"model_uri": info.model_uri, "registered_name": registered_name if version else None, "version": version}
+    return {
+        "model_uri": info.model_uri,
+        "registered_name": registered_name if version else None,
+        "version": version,
+    }
 
 
 def _signature(model_path: Path, example: Any) -> Any:

@@ -35,7 +35,9 @@ def register(
         `{"name", "version", "val_loss", "champion": bool, "previous_champion"}`.
     """
     client = MlflowClient()
-    version = mlflow.register_model(model_uri, name, tags={SCORE_TAG: repr(float(val_loss)), "run_id": run_id})
+    version = mlflow.register_model(
+        model_uri, name, tags={SCORE_TAG: repr(float(val_loss)), "run_id": run_id}
+    )
     previous = current_champion(client, name, alias)
     wins = promote and (previous is None or float(val_loss) < previous[1])
     if wins:

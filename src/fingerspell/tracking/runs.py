@@ -19,7 +19,15 @@ log = logging.getLogger(__name__)
 
 # Set by the sweep callback in the launching process; every job of the sweep becomes its child.
 PARENT_RUN_ENV = "FINGERSPELL_PARENT_RUN_ID"
+SWEEP_KEYS_ENV = "FINGERSPELL_SWEEP_KEYS"  # comma-separated keys the sweep varies, to name child runs
 MAX_PARAM_CHARS = 6000
+
+
+def job_run_name(job_num: int, job_overrides: list[str]) -> str:
+    """A sweep job's run name: its number and the values of the swept keys (`#1 model=cnn_small`)."""
+    swept = set(filter(None, os.environ.get(SWEEP_KEYS_ENV, "").split(",")))
+    chosen = [o for o in job_overrides if o.split("=", 1)[0].lstrip("+~") in swept]
+    return f"#{job_num} " + " ".join(chosen) if chosen else f"#{job_num}"
 
 
 @dataclass(frozen=True)
@@ -39,7 +47,11 @@ def git_commit() -> str:
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"

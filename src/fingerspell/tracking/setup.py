@@ -17,6 +17,11 @@ class TrackingError(RuntimeError):
 def repo_root() -> Path:
     """The folder holding `dvc.yaml`, searched upwards from the working directory (else the cwd)."""
     cwd = Path.cwd().resolve()
+    parts = cwd.parts
+    for i in range(len(parts) - 2):
+        # `dvc exp run --temp/--queue` runs in <repo>/.dvc/tmp/exps/...: log to the user's store
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
     for folder in (cwd, *cwd.parents):
         if (folder / "dvc.yaml").is_file():
             return folder
@@ -54,7 +59,9 @@ def check_reachable(uri: str, timeout_s: float = 3.0) -> None:
     elif parsed.scheme == "sqlite":
         path = Path(uri.removeprefix("sqlite:///"))
         if not path.parent.is_dir():
-            raise TrackingError(f"MLflow store {uri}: folder {path.parent} does not exist; create it or fix the URI")
+            raise TrackingError(
+                f"MLflow store {uri}: folder {path.parent} does not exist; create it or fix the URI"
+            )
     elif parsed.scheme in ("", "file"):
         raise TrackingError(
             f"MLflow tracking URI {uri!r} is a file store, which MLflow 3 refuses; "

@@ -14,11 +14,12 @@ import mlflow
 from hydra.experimental.callback import Callback
 from mlflow import MlflowClient
 from mlflow.entities import Run
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from fingerspell.tracking.artifacts import MODEL_URI_TAG
 from fingerspell.tracking.registry import register
-from fingerspell.tracking.runs import PARENT_RUN_ENV, git_commit
+from fingerspell.tracking.runs import PARENT_RUN_ENV, SWEEP_KEYS_ENV, git_commit
 from fingerspell.tracking.setup import check_reachable, experiment_id, tracking_uri, use_store
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,14 @@ log = logging.getLogger(__name__)
 RANK_METRIC = "val/loss_best"
 RANKING_TAG = "fingerspell.ranking"
 TABLE_METRICS = ("val/loss_best", "val/acc", "test/acc", "test/f1")
+
+
+def swept_keys(config: DictConfig) -> list[str]:
+    """Keys a multirun varies: comma/range/glob overrides and the sweeper's own search space."""
+    overrides = list(config.hydra.overrides.task)
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    keys = [o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()]
+    return keys + [str(k) for k in (config.hydra.sweeper.get("params") or {})]
 
 
 def ranking(runs: list[Run]) -> list[dict[str, Any]]:
@@ -47,11 +56,15 @@ def ranking(runs: list[Run]) -> list[dict[str, Any]]:
 
 def ranking_markdown(rows: list[dict[str, Any]]) -> str:
     """The ranking as a markdown table (tagged on the parent and printed at the end)."""
-    head = ["rank", "run", "overrides", *TABLE_METRICS, "status"]
+    head = ["rank", "run", *TABLE_METRICS, "status"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i, row in enumerate(rows, 1):
         values = [f"{row[key]:.5f}" if not math.isnan(row[key]) else "-" for key in TABLE_METRICS]
-        lines.append(f"| {i} | {row['run_name']} | {row['overrides']} | " + " | ".join(values) + f" | {row['status']} |")
+        lines.append(
+            f"| {i} | {row['run_name']} | {row['overrides']} | "
+            + " | ".join(values)
+            + f" | {row['status']} |"
+        )
     return "\n".join(lines)
 
 
@@ -93,15 +106,19 @@ class MLflowSweepCallback(Callback):
         )
         self.parent_id = run.info.run_id
         os.environ[PARENT_RUN_ENV] = self.parent_id  # inherited by joblib workers started after this
+        os.environ[SWEEP_KEYS_ENV] = ",".join(swept_keys(config))
         log.info("MLflow sweep parent run %s (%s)", self.parent_id, uri)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.parent_id is None or self.experiment_id is None:
             return
         os.environ.pop(PARENT_RUN_ENV, None)
+        os.environ.pop(SWEEP_KEYS_ENV, None)
         client = MlflowClient(tracking_uri())
         children = client.search_runs(
-            [self.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{self.parent_id}'", max_results=10_000
+            [self.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{self.parent_id}'",
+            max_results=10_000,
         )
         rows = ranking(children)
         table = ranking_markdown(rows)
@@ -125,4 +142,6 @@ class MLflowSweepCallback(Callback):
                 client.set_tag(self.parent_id, "fingerspell.registered_version", result["version"])
         status = "FINISHED" if len(finished) == len(rows) and rows else "FAILED"
         client.set_terminated(self.parent_id, status)
-        print(f"\nSweep {self.parent_id}: {len(finished)}/{len(rows)} jobs finished, ranked by {RANK_METRIC}\n{table}")
+        print(
+            f"\nSweep {self.parent_id}: {len(finished)}/{len(rows)} jobs finished, ranked by {RANK_METRIC}\n{table}"
+        )

@@ -81,7 +81,9 @@ def test_packings_parse_to_identical_arrays(tmp_path: Path, tiny_csvs: dict[str,
         write_zip(tmp_path / "crlf.zip", {f"n/{k}": v for k, v in crlf.items()}, zipfile.ZIP_STORED),
         write_zip(tmp_path / "gz.zip", {f"{k}.gz": gz(v) for k, v in crlf.items()}),
     ]
-    parsed = [{split: parse_csv(data, name) for split, (name, data) in read_split_csvs(s).items()} for s in sources]
+    parsed = [
+        {split: parse_csv(data, name) for split, (name, data) in read_split_csvs(s).items()} for s in sources
+    ]
     for other in parsed[1:]:
         for split in ("train", "test"):
             np.testing.assert_array_equal(other[split].images, parsed[0][split].images)

@@ -134,9 +134,10 @@ def test_output_folder_honours_the_umask(tiny_zip: Path, tmp_path: Path) -> None
 
 
 def bad_zip(tmp_path: Path, tiny_csvs: dict[str, bytes], train: bytes | None = None) -> Path:
-    return write_zip(tmp_path / "bad.zip", {TRAIN_CSV: tiny_csvs[TRAIN_CSV] if train is None else train} | {
-        TEST_CSV: tiny_csvs[TEST_CSV]
-    })
+    return write_zip(
+        tmp_path / "bad.zip",
+        {TRAIN_CSV: tiny_csvs[TRAIN_CSV] if train is None else train} | {TEST_CSV: tiny_csvs[TEST_CSV]},
+    )
 
 
 def corrupt_rows(tiny_arrays, row: int, label: object, pixels: list[object]) -> bytes:
@@ -174,7 +175,9 @@ def test_bad_csv_fails_naming_file_and_line_and_writes_nothing(
 
 
 @pytest.mark.parametrize(
-    "damage", [lambda raw: raw[: len(raw) // 3], lambda raw: b"PK\x03\x04" + b"\0" * 64], ids=["truncated", "corrupt"]
+    "damage",
+    [lambda raw: raw[: len(raw) // 3], lambda raw: b"PK\x03\x04" + b"\0" * 64],
+    ids=["truncated", "corrupt"],
 )
 def test_bad_zip_writes_nothing(tiny_zip: Path, old_output: Path, damage) -> None:
     tiny_zip.write_bytes(damage(tiny_zip.read_bytes()))
@@ -264,7 +267,9 @@ def test_failure_while_writing_keeps_old_output(
     assert [p.name for p in old_output.parent.iterdir()] == ["processed"]
 
 
-def test_folder_source_gives_same_result_as_zip(tiny_zip: Path, tiny_csvs: dict[str, bytes], tmp_path: Path) -> None:
+def test_folder_source_gives_same_result_as_zip(
+    tiny_zip: Path, tiny_csvs: dict[str, bytes], tmp_path: Path
+) -> None:
     folder = tmp_path / "csvs"
     folder.mkdir()
     for name, data in tiny_csvs.items():

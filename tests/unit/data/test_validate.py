@@ -17,7 +17,10 @@ from tests.fixtures.data import csv_bytes
 
 
 def splits(arrays: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, ParsedSplit]:
-    return {name: ParsedSplit(labels=labels.copy(), images=images.copy()) for name, (labels, images) in arrays.items()}
+    return {
+        name: ParsedSplit(labels=labels.copy(), images=images.copy())
+        for name, (labels, images) in arrays.items()
+    }
 
 
 def test_fingerprint_is_stable_and_hex(tiny_arrays) -> None:

@@ -1,0 +1,42 @@
+"""`fingerspell-evaluate`: the DVC evaluate stage (models/model.onnx under onnxruntime -> reports/)."""
+
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from fingerspell.cli_errors import user_errors
+from fingerspell.configs import CONFIG_DIR
+from fingerspell.evaluation.stage import EvaluateSettings, run_evaluate
+
+log = logging.getLogger(__name__)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+def main(cfg: DictConfig) -> float:
+    """Evaluate `cfg.model`; returns test accuracy (percent) for sweepers and scripts."""
+    with user_errors("fingerspell-evaluate"):
+        report = run_evaluate(
+            EvaluateSettings(
+                model=Path(cfg.model),
+                processed_dir=Path(cfg.paths.processed_dir),
+                eval_report=Path(cfg.outputs.eval),
+                predictions=Path(cfg.outputs.predictions),
+                robustness_report=Path(cfg.outputs.robustness),
+                robustness_plot=Path(cfg.outputs.robustness_plot),
+                threads=int(cfg.threads) if cfg.threads else None,
+                batch_size=int(cfg.batch_size),
+                latency_runs=int(cfg.speed.latency_runs),
+                throughput_batch=int(cfg.speed.throughput_batch),
+                throughput_runs=int(cfg.speed.throughput_runs),
+                robustness_seed=int(cfg.robustness.seed),
+                corruptions=tuple(cfg.robustness.corruptions),
+            )
+        )
+    log.info("wrote %s: test accuracy %.2f%%", cfg.outputs.eval, report["test/acc"])
+    return float(report["test/acc"])
+
+
+if __name__ == "__main__":
+    main()

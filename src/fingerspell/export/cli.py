@@ -1,0 +1,73 @@
+"""`fingerspell-export`: the DVC export stage (best checkpoint or MLflow model -> ONNX + int8).
+
+Lives in the package (not `fingerspell/export.py`), since a module and a package cannot share
+the name `fingerspell.export`.
+"""
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from fingerspell.cli_errors import user_errors
+from fingerspell.configs import CONFIG_DIR
+from fingerspell.export.stage import ExportSettings, QuantizeSettings, run_export
+
+log = logging.getLogger(__name__)
+COMMAND = "fingerspell-export"
+
+
+def settings_from_config(cfg: DictConfig) -> ExportSettings:
+    """`conf/export.yaml` -> typed settings."""
+    q = cfg.quantize
+    return ExportSettings(
+        source=str(cfg.source),
+        processed_dir=Path(cfg.paths.processed_dir),
+        output=Path(cfg.output),
+        int8_output=Path(cfg.int8_output),
+        report=Path(cfg.report),
+        train_run=Path(cfg.train_run) if cfg.train_run else None,
+        opset=int(cfg.opset),
+        parity_atol=float(cfg.parity.atol),
+        quantize=QuantizeSettings(
+            enabled=bool(q.enabled),
+            calibration_samples=int(q.calibration_samples),
+            seed=int(q.seed),
+            per_channel=bool(q.per_channel),
+            reduce_range=bool(q.reduce_range),
+            op_types=tuple(q.op_types),
+            max_accuracy_drop=float(q.max_accuracy_drop),
+            speed_runs=int(q.speed_runs),
+        ),
+        log_mlflow=bool(cfg.mlflow.log),
+        registered_name=cfg.mlflow.registered_name or None,
+    )
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
+def main(cfg: DictConfig) -> None:
+    """Export, check parity, quantise; fail when the int8 model is required but not kept."""
+    with user_errors(COMMAND):
+        report = run_export(settings_from_config(cfg))
+    int8 = report["int8"]
+    log.info(
+        "wrote %s: test accuracy %.2f%%, parity max |dp| %.1e; int8 %s",
+        report["output"],
+        report["test_accuracy"],
+        report["parity"]["max_abs_prob_diff"],
+        "kept" if int8.get("kept") else "not kept",
+    )
+    if cfg.quantize.enabled and cfg.quantize.required and not int8["kept"]:
+        print(  # noqa: T201 - CLI output
+            f"{COMMAND}: error: the int8 model loses {int8['accuracy_drop_points']:.2f} points of test accuracy "
+            f"(limit {int8['max_accuracy_drop_points']}); not kept. Raise quantize.calibration_samples, "
+            "or set quantize.required=false",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

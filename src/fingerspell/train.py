@@ -1,0 +1,167 @@
+"""`fingerspell-train`: the DVC train stage and every sweep (`-m`) over the Hydra config tree."""
+
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+from rich.syntax import Syntax
+from rich.tree import Tree
+
+from fingerspell.cli_errors import user_errors
+from fingerspell.configs import CONFIG_DIR
+from fingerspell.tracking.publish import publish_job
+from fingerspell.tracking.runs import RunInfo, RunLogger, job_run_name, tracked_run
+from fingerspell.tracking.setup import TrackingError
+from fingerspell.training.build import (
+    build_datamodule,
+    clear_checkpoints,
+    configure_threads,
+    in_multirun,
+    job_paths,
+)
+from fingerspell.training.callbacks import RunRecord
+from fingerspell.training.checks import check_config, check_data, resolve_ckpt_path
+from fingerspell.training.job import JobResult, fit_and_test
+from fingerspell.training.reports import write_json
+
+log = logging.getLogger(__name__)
+COMMAND = "fingerspell-train"
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Check the config and data, fit, test the best checkpoint, record everything; return the metrics."""
+    check_config(cfg)
+    meta = check_data(cfg)
+    paths = job_paths(cfg)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), paths.checkpoints)
+    threads = configure_threads(cfg)
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    log.info(
+        "training with %d torch threads; data %s (fingerprint %s)",
+        threads,
+        cfg.paths.processed_dir,
+        meta["fingerprint"][:12],
+    )
+    datamodule = build_datamodule(cfg)
+    settings = (cfg.get("logger") or {}).get("mlflow")
+    if rank_zero_only.rank != 0 or not settings:  # DDP workers and logger=none: no tracking
+        if rank_zero_only.rank == 0 and not ckpt_path:
+            clear_checkpoints(paths.checkpoints)
+        result = fit_and_test(cfg, datamodule, paths, ckpt_path)
+        if result.is_global_zero:
+            write_run_record(paths.run_record, None, result)
+        return result.metrics
+    if not ckpt_path:
+        clear_checkpoints(paths.checkpoints)
+    tags = {
+        "fingerspell.data_fingerprint": str(meta["fingerprint"]),
+        "fingerspell.model": str(cfg.model._target_),
+        "fingerspell.overrides": " ".join(HydraConfig.get().overrides.task)
+        if HydraConfig.initialized()
+        else "",
+    }
+    resume_id = RunRecord.read(ckpt_path).get("run_id") if ckpt_path else None
+    with tracked_run(settings, cfg, tags, run_name(settings), resume_id) as run:
+        record = {"run_id": run.run_id, "experiment_id": run.experiment_id, "tracking_uri": run.tracking_uri}
+        result = fit_and_test(cfg, datamodule, paths, ckpt_path, RunLogger(run), [RunRecord(record)])
+        example = datamodule.splits["val"].images[:4].float().div(255)
+        published = publish_job(
+            run,
+            settings,
+            result.metrics,
+            result.reports,
+            result.best_checkpoint,
+            result.module.inference_model(),
+            example,
+        )
+        write_run_record(paths.run_record, run, result, published)
+    return result.metrics
+
+
+def run_name(settings: DictConfig) -> str | None:
+    """The configured name, else a sweep job's overrides (`model=cnn_small,optimizer.lr=0.003`)."""
+    if settings.get("run_name"):
+        return str(settings.run_name)
+    if in_multirun():
+        return job_run_name(int(HydraConfig.get().job.num), list(HydraConfig.get().overrides.task))
+    return None
+
+
+def write_run_record(
+    path: Path, run: RunInfo | None, result: JobResult, published: dict | None = None
+) -> None:
+    """`models/train_run.json`: how the export stage finds this job's checkpoint and MLflow run."""
+    record = {
+        "run_id": run.run_id if run else None,
+        "experiment_id": run.experiment_id if run else None,
+        "tracking_uri": run.tracking_uri if run else None,
+        "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
+        "best_val_loss": result.metrics.get("val/loss_best"),
+        "model_uri": (published or {}).get("model_uri"),
+        "registered": (published or {}).get("registered"),
+        **result.metrics,
+    }
+    write_json(path, record)
+
+
+def show_config(cfg: DictConfig) -> None:
+    """Print the resolved config as a tree, one branch per top-level group, before training."""
+    from rich.console import Console
+
+    tree = Tree("config", guide_style="dim")
+    for key, value in cfg.items():
+        branch = tree.add(str(key), style="bold")
+        text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
+        branch.add(Syntax(text.rstrip(), "yaml", theme="ansi_dark", background_color="default"))
+    Console(stderr=False).print(tree)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    if rank_zero_only.rank == 0:
+        show_config(cfg)
+    metrics = train(cfg)
+    value = metrics.get(str(cfg.get("optimized_metric")))
+    return float(value) if value is not None else None
+
+
+def one_line(err: BaseException) -> str:
+    """Hydra's multi-line errors as one line: indented option lists joined with commas."""
+    lines: list[str] = []
+    options: list[str] = []
+    for raw in str(err).split("Config search path")[0].splitlines():
+        if raw.startswith(("\t", "    ")) and raw.strip():
+            options.append(raw.strip())
+            continue
+        if options and lines:
+            lines[-1] += " " + ", ".join(options)
+        options = []
+        if raw.strip():
+            lines.append(raw.strip())
+    if options and lines:
+        lines[-1] += " " + ", ".join(options)
+    return "; ".join(lines) or type(err).__name__
+
+
+def main() -> None:
+    """Console entry: foreseeable faults end with one `fingerspell-train: error: ...` line, exit 1."""
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's multi-line report
+    warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema")
+    with user_errors(COMMAND):
+        try:
+            _hydra_main()
+        except (HydraException, TrackingError) as err:
+            print(f"{COMMAND}: error: {one_line(err)}", file=sys.stderr)
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

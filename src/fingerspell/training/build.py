@@ -1,0 +1,109 @@
+"""Config -> objects of a training job: paths, threads, DataModule, LightningModule, callbacks, Trainer."""
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from fingerspell.data.datamodule import SignMNISTDataModule
+from fingerspell.models.module import FingerspellModule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobPaths:
+    """Where one job writes: the configured paths for a single run, its own folder in a sweep."""
+
+    checkpoints: Path
+    reports: Path
+    run_record: Path
+
+
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def job_paths(cfg: DictConfig) -> JobPaths:
+    """Sweep jobs must not overwrite each other's `best.ckpt`: each writes under its Hydra job folder."""
+    if in_multirun():
+        base = Path(HydraConfig.get().runtime.output_dir)
+        return JobPaths(base / "checkpoints", base / "reports", base / "train_run.json")
+    return JobPaths(
+        Path(cfg.paths.checkpoints_dir),
+        Path(cfg.paths.reports_dir),
+        Path(cfg.paths.models_dir) / "train_run.json",
+    )
+
+
+def configure_threads(cfg: DictConfig) -> int:
+    """Torch threads: `threads`, else the cores shared out between parallel jobs and DDP processes.
+
+    Two processes with all cores each oversubscribe a 2-core machine and run slower than one.
+    """
+    threads = cfg.get("threads")
+    if threads is None:
+        sharers = 1
+        if in_multirun():
+            n_jobs = HydraConfig.get().launcher.get("n_jobs") or 1
+            sharers = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
+        devices = cfg.trainer.get("devices", 1)
+        if cfg.trainer.get("accelerator") == "cpu" and isinstance(devices, int) and devices > 1:
+            sharers *= devices
+        threads = max(1, (os.cpu_count() or 1) // sharers)
+    torch.set_num_threads(int(threads))
+    return int(threads)
+
+
+def build_datamodule(cfg: DictConfig) -> SignMNISTDataModule:
+    augment = instantiate(cfg.augment) if cfg.get("augment") else None
+    log.info("instantiating datamodule <%s>", cfg.data.datamodule._target_)
+    return instantiate(cfg.data.datamodule, augment=augment)
+
+
+def build_module(cfg: DictConfig, datamodule: SignMNISTDataModule) -> FingerspellModule:
+    """The LightningModule; mean, std and letters come from the processed data's `meta.json`."""
+    log.info("instantiating model <%s>", cfg.model._target_)
+    return FingerspellModule(
+        net=OmegaConf.to_container(cfg.model, resolve=True),  # type: ignore[arg-type]
+        mean=datamodule.mean,
+        std=datamodule.std,
+        letters=datamodule.letters,
+        num_classes=datamodule.num_classes,
+        label_smoothing=float(cfg.module.label_smoothing),
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+    )
+
+
+def build_callbacks(cfg: DictConfig, paths: JobPaths, extra: list[L.Callback]) -> list[L.Callback]:
+    """Every non-null node of the `callbacks` group, checkpoints redirected to the job's folder."""
+    callbacks: list[L.Callback] = []
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if node is None:
+            continue
+        kwargs: dict[str, Any] = {}
+        if name == "model_checkpoint":
+            kwargs["dirpath"] = str(paths.checkpoints)
+        log.info("instantiating callback <%s>", node._target_)
+        callbacks.append(instantiate(node, **kwargs))
+    return callbacks + extra
+
+
+def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], logger: Any) -> L.Trainer:
+    log.info("instantiating trainer <%s>", cfg.trainer._target_)
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=logger if logger is not None else False)
+
+
+def clear_checkpoints(folder: Path) -> None:
+    """A fresh run must not leave the previous run's `best.ckpt`/`last.ckpt` for a later resume."""
+    for name in ("best.ckpt", "last.ckpt"):
+        (folder / name).unlink(missing_ok=True)

@@ -1,0 +1,89 @@
+"""Config checks that run before any training: a bad value fails in one line, not an epoch later."""
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from fingerspell.data.errors import DataError
+from fingerspell.data.processed import load_meta
+
+
+def _get(cfg: DictConfig, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        if node is None:
+            return None
+        node = node.get(part)
+    return node
+
+
+def _number(cfg: DictConfig, key: str) -> float | None:
+    value = _get(cfg, key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key}={value!r} must be a number")
+    return float(value)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Reject values that cannot train, naming the key, the value and what would work.
+
+    Raises:
+        ValueError: the first bad value found.
+    """
+    positive = ["optimizer.lr", "data.datamodule.batch_size", "data.datamodule.eval_batch_size"]
+    for key in positive:
+        value = _number(cfg, key)
+        if value is not None and value <= 0:
+            raise ValueError(f"{key}={value:g} must be > 0")
+    max_epochs = _number(cfg, "trainer.max_epochs")
+    if max_epochs is not None and max_epochs < 1 and max_epochs != -1:
+        raise ValueError(f"trainer.max_epochs={max_epochs:g} must be >= 1 (or -1 for no limit)")
+    val_fraction = _number(cfg, "data.val_fraction")
+    if val_fraction is not None and not 0 < val_fraction < 1:
+        raise ValueError(f"data.val_fraction={val_fraction:g} must be between 0 and 1 (exclusive), e.g. 0.1")
+    smoothing = _number(cfg, "module.label_smoothing")
+    if smoothing is not None and not 0 <= smoothing < 1:
+        raise ValueError(f"module.label_smoothing={smoothing:g} must be in [0, 1)")
+    decay = _number(cfg, "optimizer.weight_decay")
+    if decay is not None and decay < 0:
+        raise ValueError(f"optimizer.weight_decay={decay:g} must be >= 0")
+    threads = _get(cfg, "threads")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads={threads!r} must be a positive integer or null")
+    if not cfg.get("train") and not cfg.get("test"):
+        raise ValueError("train=false and test=false: nothing to do")
+
+
+def check_data(cfg: DictConfig) -> dict[str, Any]:
+    """The processed data exists and was split the way this config says; returns its meta.
+
+    Raises:
+        DataError: missing data, or data preprocessed with another `data.val_fraction`/`split_seed`.
+    """
+    data_dir = Path(cfg.paths.processed_dir)
+    meta = load_meta(data_dir)
+    for key in ("val_fraction", "split_seed"):
+        wanted, actual = cfg.data.get(key), meta.get(key)
+        if wanted is not None and actual is not None and wanted != actual:
+            raise DataError(
+                f"{data_dir} was split with {key}={actual}, the config asks for {wanted}; "
+                f"run 'dvc repro preprocess' (or 'dvc exp run -S data.{key}={wanted}')"
+            )
+    return meta
+
+
+def resolve_ckpt_path(ckpt_path: str | None, checkpoints_dir: Path) -> str | None:
+    """`None` (fresh run), `"last"` -> `<checkpoints_dir>/last.ckpt`, or an existing file.
+
+    Raises:
+        FileNotFoundError: the checkpoint to resume from does not exist.
+    """
+    if ckpt_path in (None, ""):
+        return None
+    path = checkpoints_dir / "last.ckpt" if ckpt_path == "last" else Path(str(ckpt_path))
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt_path={ckpt_path}: {path} not found; train without ckpt_path first")
+    return str(path)

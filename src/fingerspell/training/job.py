@@ -1,0 +1,94 @@
+"""Fit, test the best checkpoint, write the reports: a training job without any tracking calls."""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig
+
+from fingerspell.data.datamodule import SignMNISTDataModule
+from fingerspell.models.module import FingerspellModule
+from fingerspell.training.build import JobPaths, build_callbacks, build_module, build_trainer
+from fingerspell.training.reports import predict, write_curves, write_json, write_test_reports
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobResult:
+    """What a job produced: final metrics, the best checkpoint, report files, the trained module."""
+
+    metrics: dict[str, float]
+    best_checkpoint: Path | None
+    module: FingerspellModule
+    reports: dict[str, Path] = field(default_factory=dict)
+    is_global_zero: bool = True
+
+
+def _best_checkpoint(trainer: L.Trainer) -> Path | None:
+    callback = trainer.checkpoint_callback
+    if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+        return Path(callback.best_model_path)
+    return None
+
+
+def fit_and_test(
+    cfg: DictConfig,
+    datamodule: SignMNISTDataModule,
+    paths: JobPaths,
+    ckpt_path: str | None,
+    logger: Any = None,
+    extra_callbacks: list[L.Callback] | None = None,
+) -> JobResult:
+    """Train (resuming from `ckpt_path` if given), test the best checkpoint, write reports.
+
+    Only the global-zero process writes reports; the others return after the test.
+    """
+    module = build_module(cfg, datamodule)
+    trainer = build_trainer(cfg, build_callbacks(cfg, paths, extra_callbacks or []), logger)
+    # SignMNISTDataModule.on_after_batch_transfer reads `self._trainer` (Lightning sets `.trainer`)
+    datamodule._trainer = trainer  # type: ignore[attr-defined]
+    metrics: dict[str, float] = {}
+    start = time.perf_counter()
+    if cfg.get("train"):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        metrics["time/fit_s"] = time.perf_counter() - start
+        metrics["epochs"] = float(trainer.current_epoch)
+    best = _best_checkpoint(trainer)
+    if best is not None:
+        metrics["val/loss_best"] = float(trainer.checkpoint_callback.best_model_score)  # type: ignore[union-attr]
+    if cfg.get("test"):
+        test_ckpt = str(best) if best is not None else (None if cfg.get("train") else ckpt_path)
+        # loads the best weights into `module`, so the reports and the logged model are the best ones
+        results = trainer.test(module, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False)
+        metrics.update({key: float(value) for key, value in (results[0] if results else {}).items()})
+    result = JobResult(metrics, best, module, is_global_zero=trainer.is_global_zero)
+    if trainer.is_global_zero:
+        result.reports = write_reports(module, datamodule, paths.reports, metrics, bool(cfg.get("test")))
+    return result
+
+
+def write_reports(
+    module: FingerspellModule,
+    datamodule: SignMNISTDataModule,
+    out_dir: Path,
+    metrics: dict[str, float],
+    test: bool,
+) -> dict[str, Path]:
+    """Curves from the module's history; test-split reports; `train_metrics.json` for DVC."""
+    reports = write_curves(module.history, out_dir) if module.history else {}
+    if test:
+        images = datamodule.splits["test"].images.numpy()
+        labels = datamodule.splits["test"].labels.numpy()
+        model = module.inference_model()
+        with torch.inference_mode():
+            probs = predict(model, images)
+        reports.update(write_test_reports(probs, images, labels, datamodule.letters, out_dir))
+    reports["metrics"] = write_json(out_dir / "train_metrics.json", metrics)
+    log.info("reports in %s", out_dir)
+    return reports

@@ -1,0 +1,89 @@
+"""The export wrapper, metadata and ONNX writing on a tiny random net (no training, no data)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import nn
+
+from fingerspell.export.metadata import INPUT_SPEC, build_metadata
+from fingerspell.export.onnx_export import export_onnx, save_model
+from fingerspell.export.parity import check_parity
+from fingerspell.export.quantize import calibration_sample
+from fingerspell.export.wrapper import OnnxWrapper
+from fingerspell.inference.predictor import OnnxPredictor
+
+LETTERS = list("ABCDEFGHIKLMNOPQRSTUVWXY")
+
+
+def tiny_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(4), nn.Flatten(), nn.Linear(196, 24)
+    )
+
+
+def test_wrapper_normalises_raw_pixels_inside() -> None:
+    net = tiny_net().eval()
+    wrapper = OnnxWrapper(net, mean=0.4, std=0.2).eval()
+    x = torch.rand(3, 1, 28, 28) * 255
+    logits, probs = wrapper(x)
+    torch.testing.assert_close(logits, net((x / 255 - 0.4) / 0.2), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(probs.sum(dim=1), torch.ones(3))
+
+
+def test_wrapper_refuses_zero_std() -> None:
+    with pytest.raises(ValueError, match="std must be positive"):
+        OnnxWrapper(tiny_net(), mean=0.5, std=0.0)
+
+
+def test_metadata_values_are_strings_and_json() -> None:
+    meta = build_metadata(LETTERS, 0.5, 0.2, "run123", "fp", 18)
+    assert all(isinstance(v, str) for v in meta.values())
+    assert json.loads(meta["fingerspell.letters"]) == LETTERS
+    assert json.loads(meta["fingerspell.input"]) == INPUT_SPEC
+    assert json.loads(meta["fingerspell.normalization"]) == {"mean": 0.5, "std": 0.2}
+    assert meta["fingerspell.run_id"] == "run123"
+    assert meta["fingerspell.opset"] == "18"
+
+
+@pytest.mark.slow
+def test_export_round_trips_metadata_and_matches_torch(tmp_path: Path) -> None:
+    wrapper = OnnxWrapper(tiny_net(), 0.5, 0.2).eval()
+    meta = build_metadata(LETTERS, 0.5, 0.2, "run-abc", "f" * 64, 18)
+    out = export_onnx(wrapper, tmp_path / "m.onnx", meta, 18)
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model, full_check=True)
+    assert {p.key: p.value for p in model.metadata_props} == meta
+    assert [i.name for i in model.graph.input] == ["image"]
+    assert {o.name for o in model.graph.output} == {"logits", "probabilities"}
+    assert not model.graph.input[0].type.tensor_type.shape.dim[0].HasField("dim_value")  # dynamic N
+    predictor = OnnxPredictor(out)
+    assert predictor.metadata.run_id == "run-abc"
+    assert predictor.letters == tuple(LETTERS)
+    images = np.random.default_rng(0).integers(0, 256, (300, 1, 28, 28)).astype(np.uint8)
+    parity = check_parity(wrapper, predictor, images, atol=1e-4, batch_size=128)
+    assert parity.passed, parity
+    assert parity.samples == 300
+    assert list(tmp_path.iterdir()) == [out]  # no temp files left behind
+
+
+def test_save_model_writes_nothing_when_the_checker_fails(tmp_path: Path) -> None:
+    bad = onnx.ModelProto()  # no graph, no opset: the checker refuses it
+    with pytest.raises(onnx.checker.ValidationError):
+        save_model(bad, tmp_path / "bad.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_calibration_sample_is_seeded_and_bounded() -> None:
+    images = np.arange(50 * 784, dtype=np.uint32).reshape(50, 1, 28, 28).astype(np.uint8)
+    a, b = calibration_sample(images, 20, seed=1), calibration_sample(images, 20, seed=1)
+    np.testing.assert_array_equal(a, b)
+    assert a.dtype == np.float32
+    assert a.shape == (20, 1, 28, 28)
+    assert len(calibration_sample(images, 500, seed=1)) == 50
+    with pytest.raises(ValueError, match="calibration_samples"):
+        calibration_sample(images, 0, seed=1)

@@ -1,0 +1,78 @@
+"""Every option of every config group composes and instantiates (STYLE.md §13)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from fingerspell.configs import CONFIG_DIR
+from tests.fixtures.train import compose_train
+
+CONF = Path(CONFIG_DIR)
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", options("model"))
+def test_every_model_builds_a_24_way_net(name: str) -> None:
+    cfg = compose_train([f"model={name}"])
+    net = instantiate(cfg.model).eval()
+    assert net(torch.rand(2, 1, 28, 28)).shape == (2, 24)
+
+
+@pytest.mark.parametrize("name", options("optimizer"))
+def test_every_optimizer_binds_to_parameters(name: str) -> None:
+    cfg = compose_train([f"optimizer={name}"])
+    opt = instantiate(cfg.optimizer)(params=torch.nn.Linear(2, 2).parameters())
+    assert isinstance(opt, torch.optim.Optimizer)
+
+
+@pytest.mark.parametrize("name", options("scheduler"))
+def test_every_scheduler_builds(name: str) -> None:
+    cfg = compose_train([f"scheduler={name}"])
+    if cfg.scheduler is None:
+        return
+    opt = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+    kwargs = {"total_steps": 10} if "OneCycle" in cfg.scheduler._target_ else {}
+    kwargs |= {"T_max": 10} if "Cosine" in cfg.scheduler._target_ else {}
+    assert instantiate(cfg.scheduler)(optimizer=opt, **kwargs) is not None
+
+
+@pytest.mark.parametrize("name", options("trainer"))
+def test_every_trainer_config_names_the_lightning_trainer(name: str) -> None:
+    cfg = compose_train([f"trainer={name}"])
+    assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
+    if name == "ddp_cpu":
+        assert cfg.trainer.accelerator == "cpu" and cfg.trainer.devices == 2 and cfg.trainer.strategy == "ddp"
+
+
+def test_callbacks_monitor_the_optimized_metric() -> None:
+    cfg = compose_train([])
+    callbacks = [instantiate(node) for node in cfg.callbacks.values() if node is not None]
+    assert len(callbacks) == 4
+    assert cfg.callbacks.model_checkpoint.monitor == cfg.callbacks.early_stopping.monitor == "val/loss"
+
+
+@pytest.mark.parametrize("overrides", [[f"experiment={n}"] for n in options("experiment")]
+                         + [[f"debug={n}"] for n in options("debug")] + [["logger=none"], ["callbacks=none"]])
+def test_presets_compose(overrides: list[str]) -> None:
+    cfg = compose_train(overrides)
+    assert cfg.model._target_.startswith("fingerspell.models.")
+
+
+def test_logger_none_drops_tracking_and_the_sweep_callback() -> None:
+    cfg = compose_train(["logger=none"])
+    assert cfg.logger is None and cfg.callbacks.lr_monitor is None
+    assert "mlflow_sweep" not in (cfg.hydra.callbacks or {})
+
+
+def test_sweep_configs_compose() -> None:
+    optuna = compose_train(["hparams_search=optuna", "hparams_search.n_trials=3"])
+    assert optuna.hydra.sweeper.n_trials == 3 and optuna.hydra.sweeper.direction == "minimize"
+    joblib = compose_train(["hydra/launcher=joblib"])
+    assert joblib.hydra.launcher.n_jobs == 2
+    slurm = compose_train(["hydra/launcher=slurm"])
+    assert slurm.hydra.launcher._target_.endswith("SlurmLauncher")

@@ -1,0 +1,72 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fingerspell.data.labels import LETTERS
+from fingerspell.photos.dataset import PhotoSetError, hand_box_square, load_photo_set
+
+
+def write_png(path: Path, value: int = 128) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((40, 60), value, np.uint8)).save(path)
+
+
+def test_image_folder_layout_reads_letters_from_folder_names(tmp_path):
+    write_png(tmp_path / "A" / "one.png")
+    write_png(tmp_path / "b" / "nested" / "two.png")
+    (tmp_path / "A" / "notes.txt").write_text("not an image")
+    photos = load_photo_set(tmp_path, LETTERS)
+    assert [(p.letter, p.path.name) for p in photos] == [("A", "one.png"), ("B", "two.png")]
+
+
+def test_unknown_letter_folder_is_one_clear_error(tmp_path):
+    write_png(tmp_path / "J" / "x.png")
+    with pytest.raises(PhotoSetError, match=r"folder name 'J' is not one of the model's letters"):
+        load_photo_set(tmp_path, LETTERS)
+
+
+def test_empty_set_and_missing_source(tmp_path):
+    with pytest.raises(PhotoSetError, match="no images found"):
+        load_photo_set(tmp_path, LETTERS)
+    with pytest.raises(PhotoSetError, match="no such folder"):
+        load_photo_set(tmp_path / "nope", LETTERS)
+
+
+def test_csv_with_boxes_and_groups(tmp_path):
+    write_png(tmp_path / "img" / "a.png")
+    write_png(tmp_path / "img" / "b.png")
+    (tmp_path / "set.csv").write_text(
+        "path,letter,photo_id,box_cx,box_cy,box_w,box_h\nimg/a.png,a,p1,0.5,0.5,0.2,0.4\nimg/b.png,Y,p1,,,,\n"
+    )
+    photos = load_photo_set(tmp_path / "set.csv", LETTERS, group_column="photo_id")
+    assert [p.letter for p in photos] == ["A", "Y"]
+    assert {p.group for p in photos} == {"p1"}
+    assert photos[0].box == (0.5, 0.5, 0.2, 0.4)
+    assert photos[1].box is None
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("file,letter\nx.png,A\n", "lacks column"),
+        ("path,letter\nmissing.png,A\n", r"line 2: image 'missing.png' not found"),
+        ("path,letter\nimg/a.png,Z\n", r"line 2: letter 'Z' is not one of"),
+    ],
+)
+def test_csv_faults_name_the_line(tmp_path, content, message):
+    write_png(tmp_path / "img" / "a.png")
+    (tmp_path / "set.csv").write_text(content)
+    with pytest.raises(PhotoSetError, match=message):
+        load_photo_set(tmp_path / "set.csv", LETTERS)
+
+
+def test_hand_box_square_has_margin_and_stays_inside():
+    left, top, right, bottom = hand_box_square((0.5, 0.5, 0.2, 0.1), 400, 200)
+    assert right - left == pytest.approx(bottom - top) == pytest.approx(80 * 1.3)
+    assert (left + right) / 2 == pytest.approx(200)
+    # a box at the corner is shifted inside, and never larger than the short side
+    box = hand_box_square((0.02, 0.02, 0.9, 0.9), 400, 200)
+    assert box[0] >= 0 and box[1] >= 0 and box[2] <= 400 and box[3] <= 200
+    assert box[3] - box[1] == pytest.approx(200)
