@@ -44,6 +44,9 @@ mirror:  ## point the data import at a mirror: make mirror MIRROR=/path/or/url/t
 bench:  ## benchmarks, side by side against their baselines; JSON under benchmarks/results/
 	$(PY) benchmarks/preprocess.py
 	$(PY) benchmarks/inference.py
+	$(PY) benchmarks/serve_load.py
+	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/train_accuracy.py
 
 ui:  ## the MLflow UI on the local store
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --port 5000

@@ -4,6 +4,8 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
@@ -36,6 +38,11 @@ log = logging.getLogger(__name__)
 COMMAND = "fingerspell-train"
 
 
+def global_rank() -> int:
+    """This process's rank (0 unless it is a DDP worker, whose launcher sets RANK/LOCAL_RANK)."""
+    return int(getattr(rank_zero_only, "rank", 0))
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Check the config and data, fit, test the best checkpoint, record everything; return the metrics."""
     check_config(cfg)
@@ -52,8 +59,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     datamodule = build_datamodule(cfg)
     settings = (cfg.get("logger") or {}).get("mlflow")
-    if rank_zero_only.rank != 0 or not settings:  # DDP workers and logger=none: no tracking
-        if rank_zero_only.rank == 0 and not ckpt_path:
+    if global_rank() != 0 or not settings:  # DDP workers and logger=none: no tracking
+        if global_rank() == 0 and not ckpt_path:
             clear_checkpoints(paths.checkpoints)
         result = fit_and_test(cfg, datamodule, paths, ckpt_path)
         if result.is_global_zero:
@@ -126,9 +133,10 @@ def show_config(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    if rank_zero_only.rank == 0:
+    if global_rank() == 0:
         show_config(cfg)
-    metrics = train(cfg)
+    with one_line_errors():
+        metrics = train(cfg)
     value = metrics.get(str(cfg.get("optimized_metric")))
     return float(value) if value is not None else None
 
@@ -151,16 +159,26 @@ def one_line(err: BaseException) -> str:
     return "; ".join(lines) or type(err).__name__
 
 
-def main() -> None:
-    """Console entry: foreseeable faults end with one `fingerspell-train: error: ...` line, exit 1."""
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's multi-line report
-    warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema")
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Foreseeable faults (config, data, tracking store) end as `fingerspell-train: error: ...`, exit 1.
+
+    Used inside the task function too: Hydra would otherwise add its own "Error executing job" line.
+    """
     with user_errors(COMMAND):
         try:
-            _hydra_main()
+            yield
         except (HydraException, TrackingError) as err:
-            print(f"{COMMAND}: error: {one_line(err)}", file=sys.stderr)
+            print(f"{COMMAND}: error: {one_line(err)}", file=sys.stderr)  # noqa: T201 (CLI output)
             sys.exit(1)
+
+
+def main() -> None:
+    """Console entry point of `fingerspell-train`."""
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's multi-line report
+    warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema")
+    with one_line_errors():
+        _hydra_main()
 
 
 if __name__ == "__main__":

@@ -55,10 +55,13 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run_cli(workdir: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+def run_cli(workdir: Path, *overrides: str, as_dvc: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the stage's command; `as_dvc`: on params.yaml, as `dvc repro` does, else on conf/train.yaml."""
+    config = ["--config-dir", str(REPO_ROOT), "--config-name", "params"] if as_dvc else []
     return subprocess.run(
         [
             str(BIN / CLI),
+            *config,
             "paths.processed_dir=data/processed",
             "hydra.run.dir=logs/preprocess",
             "hydra.output_subdir=null",
@@ -68,7 +71,7 @@ def run_cli(workdir: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
         env=env(),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
     )
 
 
@@ -101,13 +104,9 @@ CLI_CASES = {
 }
 
 
-@pytest.mark.slow  # each run starts Hydra with the whole root config (seconds)
-@pytest.mark.parametrize("case", list(CLI_CASES))
-def test_cli_bad_input_one_line_nonzero_exit_output_untouched(workdir: Path, case: str) -> None:
-    pattern = CLI_CASES[case]
-    overrides = prepare(case, workdir)
-    before = files_of(workdir / "data" / "processed")
-    result = run_cli(workdir, *overrides)
+def check_one_line_failure(
+    result: subprocess.CompletedProcess[str], pattern: str, workdir: Path, before: dict[str, bytes]
+) -> None:
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
@@ -116,6 +115,23 @@ def test_cli_bad_input_one_line_nonzero_exit_output_untouched(workdir: Path, cas
     assert "Traceback" not in result.stdout + result.stderr
     assert files_of(workdir / "data" / "processed") == before
     assert sorted(p.name for p in (workdir / "data").iterdir()) == ["processed"], "no temp folder left"
+
+
+@pytest.mark.slow  # a few seconds each: every run starts Hydra
+@pytest.mark.parametrize("case", list(CLI_CASES))
+def test_cli_bad_input_one_line_nonzero_exit_output_untouched(workdir: Path, case: str) -> None:
+    overrides = prepare(case, workdir)
+    before = files_of(workdir / "data" / "processed")
+    check_one_line_failure(run_cli(workdir, *overrides), CLI_CASES[case], workdir, before)
+
+
+@pytest.mark.slow
+def test_cli_with_the_root_config_too(workdir: Path) -> None:
+    # what a user types: no --config-name, so conf/train.yaml with all its groups
+    overrides = prepare("pixel-256", workdir)
+    before = files_of(workdir / "data" / "processed")
+    result = run_cli(workdir, *overrides, as_dvc=False)
+    check_one_line_failure(result, CLI_CASES["pixel-256"], workdir, before)
 
 
 @pytest.mark.slow

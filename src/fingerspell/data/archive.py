@@ -8,6 +8,7 @@ by file name anywhere inside.
 import gzip
 import zipfile
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from fingerspell.data.errors import DataError
@@ -36,15 +37,21 @@ def _read_zip(path: Path) -> dict[str, tuple[str, bytes]]:
     try:
         with zipfile.ZipFile(path) as archive:
             members = {Path(info.filename).name: info for info in archive.infolist() if not info.is_dir()}
-            found: dict[str, tuple[str, bytes]] = {}
+            chosen: dict[str, zipfile.ZipInfo] = {}
             for split, filename in SPLIT_FILES.items():
                 info = members.get(filename) or members.get(filename + ".gz")
                 if info is None:
                     raise DataError(
                         f"{path}: archive has no {filename}; it is not the Sign-MNIST archive, {_FIX}"
                     )
+                chosen[split] = info
+            # zlib releases the GIL: inflate both members at once
+            with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
+                raws = dict(zip(chosen, pool.map(archive.read, chosen.values()), strict=True))
+            found: dict[str, tuple[str, bytes]] = {}
+            for split, info in chosen.items():
                 name = f"{path.name}:{info.filename}"
-                raw = archive.read(info)
+                raw = raws[split]
                 found[split] = (name, _gunzip(raw, name) if info.filename.endswith(".gz") else raw)
             return found
     except zipfile.BadZipFile as err:

@@ -127,7 +127,7 @@ class SignMNISTDataModule(L.LightningDataModule):
         """uint8 -> float in [0, 1] on the device; augment only while training."""
         images, labels = batch
         x = images.float().div_(255)
-        trainer = self._trainer
+        trainer = self.trainer
         if self.augment is not None and trainer is not None and trainer.training:
             x = self.augment(x, generator=self._aug_gen)
         return x, labels

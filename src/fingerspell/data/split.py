@@ -10,6 +10,8 @@ import numpy as np
 def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Return sorted (train_idx, val_idx) with `round(n_c * val_fraction)` of each class in val.
 
+    A class with at least two rows keeps at least one in each part.
+
     Raises:
         ValueError: if `val_fraction` is not in [0, 1).
     """
@@ -20,6 +22,8 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
     for cls in np.unique(labels):
         members = np.flatnonzero(labels == cls)
         n_val = round(len(members) * val_fraction)
+        if val_fraction > 0 and len(members) >= 2:
+            n_val = min(max(n_val, 1), len(members) - 1)  # every class in both parts
         val_parts.append(rng.permutation(members)[:n_val])
     val_idx = np.sort(np.concatenate(val_parts)) if val_parts else np.empty(0, dtype=np.int64)
     train_mask = np.ones(len(labels), dtype=bool)

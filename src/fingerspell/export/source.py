@@ -64,7 +64,8 @@ def from_module(module: nn.Module, data_letters: list[str], **facts: Any) -> Sou
     hp = dict(getattr(module, "hparams", {}) or {})
     mean = hp.get("mean", _buffer(module, "mean"))
     std = hp.get("std", _buffer(module, "std"))
-    if mean is None or std is None or not hasattr(module, "net"):
+    net = getattr(module, "net", None)
+    if mean is None or std is None or not isinstance(net, nn.Module):
         raise ValueError(
             f"{facts.get('origin')}: not a fingerspell model (no net or normalisation); "
             "export a checkpoint from fingerspell-train"
@@ -72,7 +73,7 @@ def from_module(module: nn.Module, data_letters: list[str], **facts: Any) -> Sou
     fallback = facts.pop("data_fingerprint", None)  # what the model says it saw wins over the data dir
     fingerprint = hp.get("data_fingerprint") or hp.get("fingerprint") or fallback
     return SourceModel(
-        net=module.net.eval(),
+        net=net.eval(),
         mean=float(mean),
         std=float(std),
         letters=tuple(hp.get("letters") or data_letters),

@@ -25,6 +25,8 @@ class OnnxWrapper(nn.Module):
         if not std > 0:
             raise ValueError(f"normalisation std must be positive, got {std}")
         self.net = net
+        self.scale: torch.Tensor
+        self.shift: torch.Tensor
         # x_norm = (x / 255 - mean) / std = x * scale - shift: one Mul and one Sub in the graph
         self.register_buffer("scale", torch.tensor(1.0 / (255.0 * std), dtype=torch.float32))
         self.register_buffer("shift", torch.tensor(mean / std, dtype=torch.float32))

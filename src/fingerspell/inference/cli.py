@@ -135,7 +135,11 @@ def run(settings: PredictSettings, out: TextIO) -> int:
     failed = 0
     for batch in _batches(expand(settings.inputs, settings.max_pixels), settings.batch_size):
         good = [i for i in batch if i.pixels is not None]
-        preds = iter(predictor.predict(np.stack([i.pixels for i in good]), settings.top_k) if good else [])
+        preds = iter(
+            predictor.predict(np.stack([i.pixels for i in good if i.pixels is not None]), settings.top_k)
+            if good
+            else []
+        )
         for item in batch:
             if item.pixels is None:
                 failed += 1

@@ -1,5 +1,7 @@
 """Convolutional nets for 28x28 grey hand images: the classic Sign-MNIST CNN and a faster small one."""
 
+import itertools
+
 from torch import Tensor, nn
 
 
@@ -74,7 +76,7 @@ class SmallCNN(nn.Module):
     ) -> None:
         super().__init__()
         chans = [in_chans, *widths]
-        self.features = nn.Sequential(*(conv_bn(a, b) for a, b in zip(chans, chans[1:], strict=False)))
+        self.features = nn.Sequential(*(conv_bn(a, b) for a, b in itertools.pairwise(chans)))
         side = image_size
         for _ in widths:
             side = (side + 1) // 2

@@ -26,6 +26,9 @@ class Normalized(nn.Module):
     repeats the data set's mean and std.
     """
 
+    mean: Tensor
+    std: Tensor
+
     def __init__(self, net: nn.Module, mean: float, std: float) -> None:
         super().__init__()
         self.net = net
@@ -55,6 +58,9 @@ class FingerspellModule(L.LightningModule):
         scheduler: partial LR scheduler, stepped every batch; its horizon (`T_max`,
             `total_steps`) is set to the run's total steps when the config leaves it out.
     """
+
+    mean: Tensor
+    std: Tensor
 
     def __init__(
         self,

@@ -26,8 +26,9 @@ class BasicBlock(nn.Module):
 
 
 class SmallResNet(nn.Module):
-    """ResNet-style net for 28x28 input: a stem, one stage per width (each halving the side after
-    the first), global average pooling and a linear head.
+    """ResNet-style net for 28x28 input: stem, one stage per width, average pool, linear head.
+
+    Every stage after the first halves the side (28 -> 14 -> 7 for three widths).
 
     Args:
         in_chans: image channels (1, grey).

@@ -16,11 +16,29 @@ from starlette.types import Message, Receive
 
 from fingerspell.inference.images import ImageError, array_to_input, image_bytes_to_input
 from fingerspell.serve.errors import ApiError, first_line, simplify
-from fingerspell.serve.schemas import ArrayRequest
+from fingerspell.serve.schemas import ArrayRequest, PredictOptions
 from fingerspell.serve.settings import ServeSettings
 
 Item = tuple[str, np.ndarray]  # (name, (28, 28) float32 0-255)
 ACCEPTED = 'multipart/form-data (image files) or application/json ({"images": [28x28 arrays]})'
+
+
+DEFAULT_OPTIONS = PredictOptions()
+
+
+def read_options(request: Request) -> PredictOptions:
+    """Query parameters (`top_k`, `view`), strictly: an unknown one is a 422, not silently ignored."""
+    if not request.url.query:
+        return DEFAULT_OPTIONS
+    params = request.query_params
+    repeated = [key for key in params if len(params.getlist(key)) > 1]
+    if repeated:
+        raise ApiError(422, f"query parameter {repeated[0]!r} given more than once")
+    try:
+        return PredictOptions.model_validate(dict(params))
+    except ValidationError as err:
+        errors = [{**e, "loc": ["query", *e["loc"]]} for e in simplify(list(err.errors()))]
+        raise ApiError(422, first_line(errors), errors) from err
 
 
 def _limited(receive: Receive, limit: int) -> Receive:

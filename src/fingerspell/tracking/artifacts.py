@@ -47,6 +47,7 @@ def log_torch_model(model: nn.Module, example: torch.Tensor) -> str:
         name=MODEL_NAME,
         signature=infer_signature(inputs, outputs),
         input_example=inputs,
+        serialization_format="pickle",  # loads back as the plain nn.Module (needs fingerspell installed)
         # pinned here instead of inferred: inference loads the model in a subprocess (seconds)
         pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}"],
     )

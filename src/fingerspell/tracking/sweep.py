@@ -11,10 +11,10 @@ import time
 from typing import Any
 
 import mlflow
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from mlflow import MlflowClient
 from mlflow.entities import Run
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from fingerspell.tracking.artifacts import MODEL_URI_TAG
@@ -60,11 +60,7 @@ def ranking_markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i, row in enumerate(rows, 1):
         values = [f"{row[key]:.5f}" if not math.isnan(row[key]) else "-" for key in TABLE_METRICS]
-        lines.append(
-            f"| {i} | {row['run_name']} | {row['overrides']} | "
-            + " | ".join(values)
-            + f" | {row['status']} |"
-        )
+        lines.append(f"| {i} | {row['run_name']} | " + " | ".join(values) + f" | {row['status']} |")
     return "\n".join(lines)
 
 
@@ -142,6 +138,6 @@ class MLflowSweepCallback(Callback):
                 client.set_tag(self.parent_id, "fingerspell.registered_version", result["version"])
         status = "FINISHED" if len(finished) == len(rows) and rows else "FAILED"
         client.set_terminated(self.parent_id, status)
-        print(
+        print(  # noqa: T201 (CLI output: the ranking closes the sweep)
             f"\nSweep {self.parent_id}: {len(finished)}/{len(rows)} jobs finished, ranked by {RANK_METRIC}\n{table}"
         )

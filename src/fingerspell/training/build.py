@@ -29,6 +29,7 @@ class JobPaths:
 
 
 def in_multirun() -> bool:
+    """Whether this job is one of a Hydra multirun (sweep)."""
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
@@ -64,6 +65,7 @@ def configure_threads(cfg: DictConfig) -> int:
 
 
 def build_datamodule(cfg: DictConfig) -> SignMNISTDataModule:
+    """The DataModule of `data.datamodule`, with the `augment` group's augmentation (or none)."""
     augment = instantiate(cfg.augment) if cfg.get("augment") else None
     log.info("instantiating datamodule <%s>", cfg.data.datamodule._target_)
     return instantiate(cfg.data.datamodule, augment=augment)
@@ -99,6 +101,7 @@ def build_callbacks(cfg: DictConfig, paths: JobPaths, extra: list[L.Callback]) -
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], logger: Any) -> L.Trainer:
+    """The `trainer` group's Trainer; no logger at all when tracking is off (`logger=False`)."""
     log.info("instantiating trainer <%s>", cfg.trainer._target_)
     return instantiate(cfg.trainer, callbacks=callbacks, logger=logger if logger is not None else False)
 

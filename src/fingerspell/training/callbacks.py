@@ -7,8 +7,10 @@ import torch
 
 
 class RunRecord(L.Callback):
-    """Writes `{"run_id", "experiment_id", "tracking_uri"}` into every checkpoint under `fingerspell_run`,
-    so `ckpt_path=last` can continue the same MLflow run after a crash."""
+    """Writes the MLflow run (`run_id`, `experiment_id`, `tracking_uri`) into every checkpoint.
+
+    Stored under `fingerspell_run`, so `ckpt_path=last` can continue the same run after a crash.
+    """
 
     KEY = "fingerspell_run"
 

@@ -30,8 +30,8 @@ def test_each_class_gets_its_share(labels: np.ndarray, fraction: float) -> None:
     per_class = np.bincount(labels, minlength=24)
     in_val = np.bincount(labels[val], minlength=24)
     for n, v in zip(per_class, in_val, strict=True):
-        assert v == round(n * fraction)
-        assert v < n, "every class keeps training rows"
+        assert v == min(max(round(n * fraction), 1), n - 1)
+        assert 0 < v < n, "every class is in both parts"
 
 
 def test_same_seed_same_split(labels: np.ndarray) -> None:
@@ -57,3 +57,11 @@ def test_zero_fraction_keeps_everything_in_train(labels: np.ndarray) -> None:
 def test_bad_fraction(labels: np.ndarray, fraction: float) -> None:
     with pytest.raises(ValueError, match="val_fraction"):
         stratified_split(labels, fraction, seed=0)
+
+
+def test_small_class_still_reaches_validation() -> None:
+    # 5 rows at 10% rounds to 0: the class would be missing from validation
+    labels = np.array([0] * 5 + [1] * 50)
+    train, val = stratified_split(labels, 0.1, seed=0)
+    assert np.bincount(labels[val], minlength=2).tolist() == [1, 5]
+    assert np.bincount(labels[train], minlength=2).tolist() == [4, 45]

@@ -46,7 +46,9 @@ def test_every_trainer_config_names_the_lightning_trainer(name: str) -> None:
     cfg = compose_train([f"trainer={name}"])
     assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
     if name == "ddp_cpu":
-        assert cfg.trainer.accelerator == "cpu" and cfg.trainer.devices == 2 and cfg.trainer.strategy == "ddp"
+        assert cfg.trainer.accelerator == "cpu"
+        assert cfg.trainer.devices == 2
+        assert cfg.trainer.strategy == "ddp"
 
 
 def test_callbacks_monitor_the_optimized_metric() -> None:
@@ -56,8 +58,12 @@ def test_callbacks_monitor_the_optimized_metric() -> None:
     assert cfg.callbacks.model_checkpoint.monitor == cfg.callbacks.early_stopping.monitor == "val/loss"
 
 
-@pytest.mark.parametrize("overrides", [[f"experiment={n}"] for n in options("experiment")]
-                         + [[f"debug={n}"] for n in options("debug")] + [["logger=none"], ["callbacks=none"]])
+@pytest.mark.parametrize(
+    "overrides",
+    [[f"experiment={n}"] for n in options("experiment")]
+    + [[f"debug={n}"] for n in options("debug")]
+    + [["logger=none"], ["callbacks=none"]],
+)
 def test_presets_compose(overrides: list[str]) -> None:
     cfg = compose_train(overrides)
     assert cfg.model._target_.startswith("fingerspell.models.")
@@ -65,13 +71,15 @@ def test_presets_compose(overrides: list[str]) -> None:
 
 def test_logger_none_drops_tracking_and_the_sweep_callback() -> None:
     cfg = compose_train(["logger=none"])
-    assert cfg.logger is None and cfg.callbacks.lr_monitor is None
+    assert cfg.logger is None
+    assert cfg.callbacks.lr_monitor is None
     assert "mlflow_sweep" not in (cfg.hydra.callbacks or {})
 
 
 def test_sweep_configs_compose() -> None:
     optuna = compose_train(["hparams_search=optuna", "hparams_search.n_trials=3"])
-    assert optuna.hydra.sweeper.n_trials == 3 and optuna.hydra.sweeper.direction == "minimize"
+    assert optuna.hydra.sweeper.n_trials == 3
+    assert optuna.hydra.sweeper.direction == "minimize"
     joblib = compose_train(["hydra/launcher=joblib"])
     assert joblib.hydra.launcher.n_jobs == 2
     slurm = compose_train(["hydra/launcher=slurm"])

@@ -10,8 +10,14 @@ from fingerspell.models.module import FingerspellModule
 from fingerspell.models.resnet import SmallResNet
 
 LETTERS = list("ABCDEFGHIKLMNOPQRSTUVWXY")
-NET = {"_target_": "fingerspell.models.cnn.SmallCNN", "in_chans": 1, "num_classes": 24, "widths": [4, 8, 8],
-       "drop_rate": 0.0, "image_size": 28}
+NET = {
+    "_target_": "fingerspell.models.cnn.SmallCNN",
+    "in_chans": 1,
+    "num_classes": 24,
+    "widths": [4, 8, 8],
+    "drop_rate": 0.0,
+    "image_size": 28,
+}
 
 
 @pytest.mark.parametrize(
@@ -38,7 +44,14 @@ def test_classic_cnn_is_the_tutorial_network() -> None:
 
 
 def module(**kw: object) -> FingerspellModule:
-    args = {"net": NET, "mean": 0.5, "std": 0.25, "letters": LETTERS, "num_classes": 24, "label_smoothing": 0.1}
+    args = {
+        "net": NET,
+        "mean": 0.5,
+        "std": 0.25,
+        "letters": LETTERS,
+        "num_classes": 24,
+        "label_smoothing": 0.1,
+    }
     return FingerspellModule(**{**args, **kw})  # type: ignore[arg-type]
 
 
@@ -58,8 +71,14 @@ def test_checkpoint_rebuilds_with_no_other_arguments(tmp_path: Path) -> None:
     torch.manual_seed(0)
     data = TensorDataset(torch.rand(16, 1, 28, 28), torch.randint(0, 24, (16,)))
     m = module(optimizer=lambda params: torch.optim.SGD(params, lr=0.1))
-    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, accelerator="cpu")
+    trainer = L.Trainer(
+        max_steps=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
     trainer.fit(m, DataLoader(data, batch_size=8))
     path = tmp_path / "m.ckpt"
     trainer.save_checkpoint(path)
@@ -67,6 +86,7 @@ def test_checkpoint_rebuilds_with_no_other_arguments(tmp_path: Path) -> None:
     x = torch.rand(4, 1, 28, 28)
     assert torch.allclose(loaded(x), m.eval()(x))
     assert loaded.hparams["letters"] == LETTERS
-    assert loaded.hparams["mean"] == 0.5 and loaded.hparams["std"] == 0.25
+    assert loaded.hparams["mean"] == 0.5
+    assert loaded.hparams["std"] == 0.25
     assert loaded.hparams["num_classes"] == 24
     assert len(loaded.history) == 1 or loaded.history == m.history

@@ -29,7 +29,8 @@ def test_user_faults_exit_1_with_one_line(
         cli.main([a.format(**paths) for a in args])
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("fingerspell-serve: error: ") and "\n" not in err, err
+    assert err.startswith("fingerspell-serve: error: "), err
+    assert "\n" not in err
     assert says in err
 
 

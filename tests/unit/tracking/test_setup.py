@@ -23,7 +23,9 @@ def test_default_store_is_an_absolute_sqlite_file_at_the_repo_root(
     assert tracking_uri() == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
 
 
-def test_a_dvc_temp_experiment_logs_to_the_users_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_dvc_temp_experiment_logs_to_the_users_store(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     exp = tmp_path / ".dvc" / "tmp" / "exps" / "run" / "abc123"
     exp.mkdir(parents=True)
     (exp / "dvc.yaml").write_text("stages: {}\n")

@@ -1,0 +1,132 @@
+"""The export stage on a real (briefly) trained model: parity, metadata, int8, MLflow sources and logging."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from fingerspell.data.processed import load_meta, load_split
+from fingerspell.inference.predictor import OnnxPredictor
+from tests.fixtures.models import ExportedModel
+
+pytestmark = pytest.mark.slow
+
+
+def test_export_passes_parity_over_the_whole_test_split(exported_model: ExportedModel) -> None:
+    parity = exported_model.report["parity"]
+    assert parity["samples"] == 7172
+    assert parity["argmax_agreement"] == 1.0
+    assert parity["max_abs_prob_diff"] <= 1e-4
+    assert parity["passed"] is True
+    assert json.loads((exported_model.onnx.parent / "export.json").read_text())["parity"] == parity
+
+
+def test_metadata_round_trip(exported_model: ExportedModel, processed_dir: Path) -> None:
+    meta = load_meta(processed_dir)
+    model = onnx.load(str(exported_model.onnx))
+    onnx.checker.check_model(model, full_check=True)
+    props = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(props["fingerspell.letters"]) == meta["letters"]
+    assert json.loads(props["fingerspell.input"])["shape"] == [None, 1, 28, 28]
+    assert json.loads(props["fingerspell.input"])["range"] == [0, 255]
+    norm = json.loads(props["fingerspell.normalization"])
+    assert norm["mean"] == pytest.approx(meta["normalization"]["mean"])
+    assert norm["std"] == pytest.approx(meta["normalization"]["std"])
+    assert props["fingerspell.data_fingerprint"] == meta["fingerprint"]
+    assert props["fingerspell.opset"] == str(model.opset_import[0].version) == "18"
+    predictor = OnnxPredictor(exported_model.onnx)
+    assert predictor.letters == tuple(meta["letters"])
+    assert predictor.metadata.data_fingerprint == meta["fingerprint"]
+
+
+def test_model_reads_the_test_split(exported_model: ExportedModel) -> None:
+    # 300 steps of a small CNN: far from the final model, far above chance (4.2%)
+    assert exported_model.report["test_accuracy"] > 80.0
+
+
+def test_int8_model_keeps_accuracy(exported_model: ExportedModel, processed_dir: Path) -> None:
+    int8 = exported_model.report["int8"]
+    assert int8["kept"] is True
+    assert exported_model.int8.is_file()
+    assert int8["size_bytes"] < int8["fp32_size_bytes"]
+    assert int8["accuracy_drop_points"] <= 0.1
+    # recomputed here, independently of the report
+    images, labels = load_split(processed_dir, "test")
+    acc = float(np.mean(OnnxPredictor(exported_model.int8).predict_proba(images).argmax(1) == labels) * 100)
+    assert acc == pytest.approx(int8["test_accuracy"], abs=1e-3)
+    assert exported_model.report["test_accuracy"] - acc <= 0.1
+    props = {p.key: p.value for p in onnx.load(str(exported_model.int8)).metadata_props}
+    assert "fingerspell.letters" in props
+    assert "int8" in props["fingerspell.quantization"]
+
+
+def _export_cli(tmp: Path, processed: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+    cmd = [
+        sys.executable, "-m", "fingerspell.export.cli",
+        f"paths.processed_dir={processed}", f"output={tmp / 'model.onnx'}",
+        f"int8_output={tmp / 'model.int8.onnx'}", f"report={tmp / 'export.json'}",
+        f"train_run={tmp / 'train_run.json'}", f"hydra.run.dir={tmp / 'hydra'}", "quantize.enabled=false",
+        *overrides,
+    ]  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_export_from_the_registry_champion_predicts_identically(
+    exported_model: ExportedModel, processed_dir: Path, tmp_path: Path
+) -> None:
+    import mlflow
+    import torch
+
+    from fingerspell.export.source import load_checkpoint
+    from fingerspell.tracking.artifacts import log_torch_model
+    from fingerspell.tracking.registry import register
+
+    # what a training job leaves behind: a pytorch-flavour model, registered, holding @champion
+    module = load_checkpoint(exported_model.checkpoint)
+    images, _ = load_split(processed_dir, "test")
+    mlflow.set_tracking_uri(None)  # follow MLFLOW_TRACKING_URI (the test's private store)
+    mlflow.set_registry_uri(None)
+    with mlflow.start_run() as run:
+        model_uri = log_torch_model(module.inference_model(), torch.from_numpy(images[:4]).float() / 255)
+    registered = register(model_uri, run.info.run_id, 0.5, "fingerspell", "champion", promote=True)
+    assert registered["champion"] is True
+    client = mlflow.MlflowClient()
+
+    done = _export_cli(tmp_path, processed_dir, "source=models:/fingerspell@champion")
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    from_registry = OnnxPredictor(tmp_path / "model.onnx")
+    from_checkpoint = OnnxPredictor(exported_model.onnx)
+    a, b = from_registry.predict_proba(images), from_checkpoint.predict_proba(images)
+    np.testing.assert_array_equal(a.argmax(1), b.argmax(1))
+    assert float(np.abs(a - b).max()) <= 1e-5
+    assert from_registry.metadata.run_id == run.info.run_id
+
+    # logged back into the source run with the onnx flavour, registered, with the source's alias
+    onnx_version = client.get_model_version_by_alias("fingerspell-onnx", "champion")
+    assert onnx_version.run_id == run.info.run_id
+    logged = mlflow.pyfunc.load_model("models:/fingerspell-onnx@champion")
+    assert "onnx" in logged.metadata.flavors
+    report = json.loads((tmp_path / "export.json").read_text())
+    assert report["mlflow"]["version"] == str(onnx_version.version)
+
+
+def test_unknown_registry_source_is_one_line(processed_dir: Path, tmp_path: Path) -> None:
+    done = _export_cli(tmp_path, processed_dir, "source=models:/no-such-model@champion")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    line = [ln for ln in done.stderr.splitlines() if ln.startswith("fingerspell-export: error:")]
+    assert len(line) == 1
+    assert "models:/no-such-model@champion" in line[0]
+    assert not (tmp_path / "model.onnx").exists()
+
+
+def test_missing_checkpoint_is_one_line(processed_dir: Path, tmp_path: Path) -> None:
+    done = _export_cli(tmp_path, processed_dir, f"source={tmp_path / 'none.ckpt'}")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "checkpoint not found" in done.stderr

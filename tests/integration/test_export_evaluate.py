@@ -1,0 +1,54 @@
+"""The evaluate stage on the session's exported model: metrics, speed fields, confusion data, robustness."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fingerspell.data.processed import load_split
+from fingerspell.evaluation.stage import EvaluateSettings, run_evaluate
+from fingerspell.inference.predictor import OnnxPredictor
+
+pytestmark = pytest.mark.slow
+
+
+def test_evaluate_writes_every_report(trained_onnx: Path, processed_dir: Path, tmp_path: Path) -> None:
+    settings = EvaluateSettings(
+        model=trained_onnx,
+        processed_dir=processed_dir,
+        eval_report=tmp_path / "eval.json",
+        predictions=tmp_path / "eval_predictions.csv",
+        robustness_report=tmp_path / "robustness.json",
+        robustness_plot=tmp_path / "robustness.png",
+        latency_runs=50,
+        throughput_runs=3,
+        corruptions=("blur", "occlusion"),
+    )
+    report = run_evaluate(settings)
+    assert json.loads(settings.eval_report.read_text()) == report
+
+    images, labels = load_split(processed_dir, "test")
+    predicted = OnnxPredictor(trained_onnx).predict_proba(images).argmax(1)
+    assert report["test/acc"] == pytest.approx(float(np.mean(predicted == labels) * 100), abs=1e-3)
+    assert report["test/samples"] == 7172
+    assert 0 < report["test/f1_macro"] <= 100
+    assert len(report["test/per_class_acc"]) == 24
+    for key in ("latency/batch1_p50_ms", "latency/batch1_p99_ms", "throughput/batch256_images_per_s"):
+        assert report[key] > 0
+    assert report["latency/batch1_p99_ms"] >= report["latency/batch1_p50_ms"]
+
+    with settings.predictions.open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 7172
+    assert set(rows[0]) == {"actual", "predicted"}
+    assert sum(r["actual"] == r["predicted"] for r in rows) / 7172 * 100 == pytest.approx(
+        report["test/acc"], abs=1e-3
+    )
+
+    robust = json.loads(settings.robustness_report.read_text())
+    assert robust["clean/acc"] == report["test/acc"]
+    assert set(robust["corruptions"]) == {"blur", "occlusion"}
+    assert robust["corruptions"]["blur"]["3"] < robust["clean/acc"]
+    assert settings.robustness_plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,126 @@
+"""`train(cfg)` on a small real data subset, with a real MLflow sqlite store in tmp."""
+
+import json
+import re
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+from mlflow import MlflowClient
+from omegaconf import DictConfig, open_dict
+
+from fingerspell.data.errors import DataError
+from fingerspell.models.module import FingerspellModule
+from fingerspell.tracking.setup import tracking_uri
+from fingerspell.train import train
+from fingerspell.training.checks import check_config
+
+
+def runs() -> list[mlflow.entities.Run]:
+    client = MlflowClient(tracking_uri())  # the test's private store (env), not a URI set by an earlier test
+    exp = client.get_experiment_by_name("fingerspell")
+    return client.search_runs([exp.experiment_id]) if exp else []
+
+
+@pytest.mark.slow
+def test_a_run_records_everything_in_mlflow(train_cfg: DictConfig, tmp_path: Path) -> None:
+    metrics = train(train_cfg)
+    assert 0 <= metrics["test/acc"] <= 1
+    assert metrics["val/loss_best"] > 0
+
+    record = json.loads((tmp_path / "models" / "train_run.json").read_text())
+    assert record["best_checkpoint"].endswith("checkpoints/best.ckpt")
+    assert record["test/acc"] == metrics["test/acc"]
+    (run,) = runs()
+    assert record["run_id"] == run.info.run_id
+    assert run.info.status == "FINISHED"
+    assert run.data.params["optimizer.lr"] == str(train_cfg.optimizer.lr)
+    assert {"train/loss", "val/loss", "val/acc", "test/acc", "test/f1", "test/nll"} <= set(run.data.metrics)
+    assert run.data.tags["fingerspell.data_fingerprint"] == train_cfg.data.fingerprint
+    assert run.data.tags["fingerspell.git_commit"]
+    client = MlflowClient(tracking_uri())
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
+    assert {
+        "reports/confusion_matrix.png",
+        "reports/confusion_matrix.csv",
+        "reports/misclassified.png",
+        "reports/train_curves.png",
+        "reports/per_class_accuracy.json",
+    } <= artifacts
+    assert "config.yaml" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+    # the registered champion and the checkpoint are the same model
+    champion = mlflow.pytorch.load_model("models:/fingerspell@champion")
+    champion.eval()
+    best = FingerspellModule.load_from_checkpoint(record["best_checkpoint"], map_location="cpu").eval()
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(champion(x), best(x), atol=1e-5)
+
+    reports = tmp_path / "reports"
+    dvc_metrics = json.loads((reports / "train_metrics.json").read_text())
+    assert dvc_metrics["test/acc"] == pytest.approx(metrics["test/acc"])
+    rows = (reports / "test_predictions.csv").read_text().splitlines()
+    assert rows[0] == "actual,predicted"
+    assert len(rows) == 1 + 240
+
+
+@pytest.mark.slow
+def test_same_seed_gives_identical_test_metrics(train_cfg: DictConfig, tmp_path: Path) -> None:
+    with open_dict(train_cfg):
+        train_cfg.logger = None
+        train_cfg.callbacks.lr_monitor = None
+    first = train(train_cfg)
+    second = train(train_cfg)
+    keys = ["test/acc", "test/loss", "val/loss_best"]
+    assert {k: first[k] for k in keys} == {k: second[k] for k in keys}
+    with open_dict(train_cfg):
+        train_cfg.seed = 7
+        train_cfg.data.datamodule.seed = 7
+    assert train(train_cfg)["test/loss"] != first["test/loss"]
+
+
+@pytest.mark.slow
+def test_a_crash_marks_the_run_failed(train_cfg: DictConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(self: FingerspellModule, batch: object, batch_idx: int) -> None:
+        raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(FingerspellModule, "training_step", boom)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(train_cfg)
+    (run,) = runs()
+    assert run.info.status == "FAILED"
+
+
+@pytest.mark.parametrize(
+    ("override", "value", "message"),
+    [
+        ("optimizer.lr", 0.0, "optimizer.lr=0 must be > 0"),
+        ("optimizer.lr", -1e-3, "optimizer.lr=-0.001 must be > 0"),
+        ("trainer.max_epochs", 0, "trainer.max_epochs=0 must be >= 1"),
+        ("data.val_fraction", 1.5, "data.val_fraction=1.5 must be between 0 and 1"),
+        ("module.label_smoothing", 1.0, "module.label_smoothing=1 must be in [0, 1)"),
+    ],
+)
+def test_bad_values_fail_before_training(
+    train_cfg: DictConfig, override: str, value: float, message: str
+) -> None:
+    key, leaf = override.rsplit(".", 1)
+    train_cfg[key][leaf] = value
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_config(train_cfg)
+    with pytest.raises(ValueError):
+        train(train_cfg)
+    assert runs() == []  # nothing started
+
+
+def test_missing_or_mismatched_data_fails_before_training(train_cfg: DictConfig, tmp_path: Path) -> None:
+    with open_dict(train_cfg):
+        train_cfg.data.val_fraction = 0.2
+    with pytest.raises(DataError, match=r"split with val_fraction=0\.1"):
+        train(train_cfg)
+    train_cfg.paths.processed_dir = str(tmp_path / "nowhere")
+    with pytest.raises(DataError, match="processed data not found"):
+        train(train_cfg)
+    assert runs() == []

@@ -1,0 +1,179 @@
+"""`fingerspell-train` as a user runs it: one-line errors, sweeps, DDP, kill and resume."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from tests.fixtures.train import cli_args, run_cli
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def store(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+def all_runs(uri: str) -> list[mlflow.entities.Run]:
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("fingerspell")
+    return client.search_runs([exp.experiment_id]) if exp else []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["optimizr=adamw"], "Could not override 'optimizr'"),
+        (["model=vgg"], "Could not find 'model/vgg'"),
+        (["optimizer.lr=0"], "optimizer.lr=0 must be > 0"),
+        (["trainer.max_epochs=0"], "trainer.max_epochs=0 must be >= 1"),
+        (["data.val_fraction=1.5"], "data.val_fraction=1.5 must be between 0 and 1"),
+        (["paths.processed_dir=/nonexistent/processed"], "processed data not found"),
+        ([], "is unreachable"),
+    ],
+    ids=["unknown-group", "unknown-option", "lr", "max-epochs", "val-fraction", "no-data", "no-server"],
+)
+def test_bad_input_is_one_line_and_exit_1(
+    tiny_processed: Path, tmp_path: Path, extra: list[str], expected: str
+) -> None:
+    uri = f"http://127.0.0.1:{free_port()}" if expected == "is unreachable" else store(tmp_path)
+    proc = run_cli(cli_args(tmp_path, tiny_processed, *extra), tmp_path, MLFLOW_TRACKING_URI=uri)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("fingerspell-train: error:")]
+    assert len(errors) == 1, proc.stderr[-2000:]
+    assert expected in errors[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "models" / "checkpoints" / "last.ckpt").exists()
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_last_and_continues_the_same_mlflow_run(
+    tiny_processed: Path, tmp_path: Path
+) -> None:
+    uri = store(tmp_path)
+    args = cli_args(
+        tmp_path,
+        tiny_processed,
+        "trainer.max_epochs=4",
+        "+trainer.limit_train_batches=12",
+        "logger.mlflow.log_model=false",
+        "logger.mlflow.registered_model_name=null",
+    )
+    args = [a for a in args if not a.startswith("+trainer.limit_train_batches=8")]
+    last = tmp_path / "models" / "checkpoints" / "last.ckpt"
+    exe = Path(sys.executable).with_name("fingerspell-train")
+    proc = subprocess.Popen(
+        [str(exe), *args],
+        cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert last.exists(), "no last.ckpt while the run was alive"
+        assert proc.poll() is None, "no last.ckpt while the run was alive"
+        time.sleep(1.0)  # into the next epoch
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    (killed,) = all_runs(uri)
+    assert killed.info.status == "RUNNING"  # SIGKILL: nobody could end it
+
+    resumed = run_cli([*args, "ckpt_path=last"], tmp_path, MLFLOW_TRACKING_URI=uri)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Restoring states from the checkpoint path" in resumed.stderr + resumed.stdout
+    (run,) = all_runs(uri)
+    assert run.info.run_id == killed.info.run_id
+    assert run.info.status == "FINISHED"
+    assert run.data.tags.get("fingerspell.resumed") == "true"
+    epochs = [m.step for m in MlflowClient(uri).get_metric_history(run.info.run_id, "epoch")]
+    assert max(epochs) > 0
+    assert "test/acc" in run.data.metrics
+    record = json.loads((tmp_path / "models" / "train_run.json").read_text())
+    assert record["run_id"] == run.info.run_id
+    assert record["epochs"] == 4
+
+
+@pytest.mark.slow
+def test_joblib_sweep_makes_one_parent_and_a_child_per_job(tiny_processed: Path, tmp_path: Path) -> None:
+    uri = store(tmp_path)
+    proc = run_cli(
+        ["-m", "hydra/launcher=joblib", "model=cnn,cnn_small", *cli_args(tmp_path, tiny_processed)],
+        tmp_path,
+        timeout=600,
+        MLFLOW_TRACKING_URI=uri,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "database is locked" not in proc.stderr
+    runs = all_runs(uri)
+    (parent,) = [r for r in runs if r.data.tags.get("fingerspell.kind") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 2
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert sorted(c.info.run_name for c in children) == ["#0 model=cnn", "#1 model=cnn_small"]
+    assert parent.info.status == "FINISHED"
+    assert "| 1 |" in parent.data.tags["fingerspell.ranking"]
+    best = min(children, key=lambda r: r.data.metrics["val/loss_best"])
+    assert parent.data.tags["fingerspell.best_run_id"] == best.info.run_id
+    version = MlflowClient(uri).get_model_version_by_alias("fingerspell", "champion")
+    assert version.run_id == best.info.run_id or version.tags["run_id"] == best.info.run_id
+    assert all(c.data.params["model._target_"] for c in children)
+
+
+@pytest.mark.slow
+def test_optuna_search_runs_the_requested_trials(tiny_processed: Path, tmp_path: Path) -> None:
+    uri = store(tmp_path)
+    proc = run_cli(
+        [
+            "-m",
+            "hparams_search=optuna",
+            "hparams_search.n_trials=2",
+            *cli_args(tmp_path, tiny_processed),
+            "logger.mlflow.log_model=false",
+        ],
+        tmp_path,
+        timeout=600,
+        MLFLOW_TRACKING_URI=uri,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = all_runs(uri)
+    (parent,) = [r for r in runs if r.data.tags.get("fingerspell.kind") == "sweep"]
+    assert "OptunaSweeper" in parent.data.tags["fingerspell.sweeper"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 2
+    assert len({c.data.params["optimizer.lr"] for c in children}) == 2
+
+
+@pytest.mark.slow
+def test_ddp_cpu_trains_on_two_processes_and_logs_once(tiny_processed: Path, tmp_path: Path) -> None:
+    uri = store(tmp_path)
+    proc = run_cli(
+        ["trainer=ddp_cpu", *cli_args(tmp_path, tiny_processed), "logger.mlflow.log_model=false"],
+        tmp_path,
+        timeout=600,
+        MLFLOW_TRACKING_URI=uri,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = all_runs(uri)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["trainer.strategy"] == "ddp"
+    assert "test/acc" in run.data.metrics
+    assert "world_size=2" in proc.stderr + proc.stdout or "GLOBAL_RANK: 1" in proc.stderr + proc.stdout
