@@ -118,7 +118,26 @@ def server_command(kind: str, model: Path, port: int, workers: int, threads: int
             str(workers), "--threads", str(threads)]  # fmt: skip
 
 
-def measure(kind: str, args: argparse.Namespace, body: bytes, letter: str | None, tmp: Path) -> LoadResult:
+def server_cpu_s(proc: subprocess.Popen[bytes]) -> float | None:
+    """CPU seconds used so far by a server and its worker processes (None without psutil).
+
+    CPU per request barely moves when other programs share the machine, unlike req/s.
+    """
+    try:
+        import psutil
+    except ImportError:
+        return None
+    parent = psutil.Process(proc.pid)
+    total = 0.0
+    for p in [parent, *parent.children(recursive=True)]:
+        times = p.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def measure(
+    kind: str, args: argparse.Namespace, body: bytes, letter: str | None, tmp: Path
+) -> tuple[LoadResult, float | None]:
     port = free_port()
     proc = start(
         server_command(kind, args.model, port, args.workers, args.threads), port, tmp / f"{kind}.log"
@@ -134,7 +153,15 @@ def measure(kind: str, args: argparse.Namespace, body: bytes, letter: str | None
         for _ in range(200):  # warm-up outside the measured window
             httpx.post(url, content=body, headers=headers)
         runner = run_wrk_load if args.tool == "wrk" else run_asyncio_load
-        return runner(url, body, headers["content-type"], args.clients, args.duration, args.max_requests, tmp)
+        cpu_before = server_cpu_s(proc)
+        result = runner(
+            url, body, headers["content-type"], args.clients, args.duration, args.max_requests, tmp
+        )
+        cpu_after = server_cpu_s(proc)
+        cpu_ms = None
+        if cpu_before is not None and cpu_after is not None and result.requests:
+            cpu_ms = round((cpu_after - cpu_before) * 1000 / result.requests, 3)
+        return result, cpu_ms
     finally:
         stop(proc)
 
@@ -168,12 +195,14 @@ def main() -> None:
     image, letter = sample_image(args.image)
     body = multipart_body(image)
     runs: dict[str, list[LoadResult]] = {"baseline": [], "fingerspell-serve": []}
+    cpu: dict[str, list[float | None]] = {"baseline": [], "fingerspell-serve": []}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.rounds):
             for kind, key in (("baseline", "baseline"), ("ours", "fingerspell-serve")):
-                result = measure(kind, args, body, letter, Path(tmp))
+                result, cpu_ms = measure(kind, args, body, letter, Path(tmp))
                 runs[key].append(result)
-                print(f"{key:>18}: {result.summary()}")
+                cpu[key].append(cpu_ms)
+                print(f"{key:>18}: {result.summary()}  server CPU {cpu_ms} ms/request")
     best = {key: max(results, key=lambda r: r.req_per_s) for key, results in runs.items()}
     ours, base = best["fingerspell-serve"], best["baseline"]
     report = {
@@ -195,7 +224,13 @@ def main() -> None:
             "image_bytes": len(image),
             "model": str(args.model),
         },
-        "runs": {key: [r.to_dict() for r in results] for key, results in runs.items()},
+        "runs": {
+            key: [
+                {**r.to_dict(), "server_cpu_ms_per_request": c}
+                for r, c in zip(results, cpu[key], strict=True)
+            ]
+            for key, results in runs.items()
+        },
         "best": {key: r.to_dict() for key, r in best.items()},
         "ratio_vs_baseline": {
             "req_per_s": round(ours.req_per_s / base.req_per_s, 3) if base.req_per_s else None,

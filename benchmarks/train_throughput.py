@@ -86,7 +86,6 @@ def lightning(net: dict, dm: SignMNISTDataModule, steps: int, lr: float) -> floa
         enable_model_summary=False,
         num_sanity_val_steps=0,
     )
-    dm._trainer = trainer  # type: ignore[attr-defined]  # see training/job.py
     start = time.perf_counter()
     trainer.fit(module, datamodule=dm)
     return time.perf_counter() - start

@@ -15,11 +15,11 @@ log = logging.getLogger(__name__)
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> float:
-    """Evaluate `cfg.model`; returns test accuracy (percent) for sweepers and scripts."""
+    """Evaluate `cfg.model_path`; returns test accuracy (percent) for sweepers and scripts."""
     with user_errors("fingerspell-evaluate"):
         report = run_evaluate(
             EvaluateSettings(
-                model=Path(cfg.model),
+                model=Path(cfg.model_path),
                 processed_dir=Path(cfg.paths.processed_dir),
                 eval_report=Path(cfg.outputs.eval),
                 predictions=Path(cfg.outputs.predictions),

@@ -137,7 +137,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         show_config(cfg)
     with one_line_errors():
         metrics = train(cfg)
-    value = metrics.get(str(cfg.get("optimized_metric")))
+    # the sweep objective is the best checkpoint's value (`val/loss` -> `val/loss_best`), not the last epoch's
+    name = str(cfg.get("optimized_metric"))
+    value = metrics.get(f"{name}_best", metrics.get(name))
     return float(value) if value is not None else None
 
 

@@ -130,3 +130,42 @@ def test_missing_checkpoint_is_one_line(processed_dir: Path, tmp_path: Path) -> 
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "checkpoint not found" in done.stderr
+
+
+def test_default_source_logs_into_the_training_run_and_copies_its_alias(
+    exported_model: ExportedModel, processed_dir: Path, tmp_path: Path
+) -> None:
+    """The DVC path: best.ckpt + models/train_run.json -> the ONNX model lands in that training run."""
+    import mlflow
+    import mlflow.onnx
+
+    from fingerspell.export.source import load_source
+    from fingerspell.tracking.onnx_logging import log_onnx_model
+
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+    with mlflow.start_run() as run:
+        mlflow.log_dict({"note": "stand-in for a training job's model"}, "model/placeholder.json")
+    client = mlflow.MlflowClient()
+    client.create_registered_model("fingerspell-torch")
+    version = client.create_model_version(
+        "fingerspell-torch", f"runs:/{run.info.run_id}/model", run.info.run_id
+    )
+    client.set_registered_model_alias("fingerspell-torch", "staging", version.version)
+    train_run = tmp_path / "train_run.json"
+    train_run.write_text(json.dumps({"run_id": run.info.run_id, "tracking_uri": mlflow.get_tracking_uri()}))
+
+    meta = load_meta(processed_dir)
+    source = load_source(str(exported_model.checkpoint), train_run, meta["letters"], meta["fingerprint"])
+    assert source.run_id == run.info.run_id
+    assert source.aliases == ("staging",)
+
+    logged = log_onnx_model(
+        exported_model.onnx, source.run_id, source.tracking_uri, "fingerspell-onnx-test", source.aliases,
+        example=np.zeros((1, 1, 28, 28), np.float32),
+    )  # fmt: skip
+    onnx_version = client.get_model_version_by_alias("fingerspell-onnx-test", "staging")
+    assert onnx_version.version == logged["version"]
+    assert onnx_version.run_id == run.info.run_id
+    reloaded = mlflow.onnx.load_model(logged["model_uri"])
+    assert {p.key for p in reloaded.metadata_props} >= {"fingerspell.letters", "fingerspell.run_id"}

@@ -13,6 +13,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
+from fingerspell.train import main
 from tests.fixtures.train import cli_args, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,12 +35,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
         (["optimizr=adamw"], "Could not override 'optimizr'"),
-        (["model=vgg"], "Could not find 'model/vgg'"),
+        (["model=vgg"], "Could not find 'model/vgg'; Available options in 'model': cnn, cnn_small, resnet"),
         (["optimizer.lr=0"], "optimizer.lr=0 must be > 0"),
         (["trainer.max_epochs=0"], "trainer.max_epochs=0 must be >= 1"),
         (["data.val_fraction=1.5"], "data.val_fraction=1.5 must be between 0 and 1"),
@@ -49,16 +49,36 @@ def free_port() -> int:
     ids=["unknown-group", "unknown-option", "lr", "max-epochs", "val-fraction", "no-data", "no-server"],
 )
 def test_bad_input_is_one_line_and_exit_1(
-    tiny_processed: Path, tmp_path: Path, extra: list[str], expected: str
+    tiny_processed: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    expected: str,
 ) -> None:
-    uri = f"http://127.0.0.1:{free_port()}" if expected == "is unreachable" else store(tmp_path)
-    proc = run_cli(cli_args(tmp_path, tiny_processed, *extra), tmp_path, MLFLOW_TRACKING_URI=uri)
-    assert proc.returncode == 1, proc.stderr[-2000:]
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("fingerspell-train: error:")]
-    assert len(errors) == 1, proc.stderr[-2000:]
-    assert expected in errors[0], proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
+    # in-process `main()` (the console script's function): the same code path, without a 10 s start-up
+    if expected == "is unreachable":
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    monkeypatch.setattr(sys, "argv", ["fingerspell-train", *cli_args(tmp_path, tiny_processed, *extra)])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err[-2000:]
+    assert lines[0].startswith("fingerspell-train: error: ")
+    assert expected in lines[0]
     assert not (tmp_path / "models" / "checkpoints" / "last.ckpt").exists()
+
+
+@pytest.mark.slow
+def test_console_script_reports_one_line(tiny_processed: Path, tmp_path: Path) -> None:
+    proc = run_cli(
+        cli_args(tmp_path, tiny_processed, "optimizer.lr=-1"), tmp_path, MLFLOW_TRACKING_URI=store(tmp_path)
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "fingerspell-train: error: optimizer.lr=-1 must be > 0"
 
 
 @pytest.mark.slow
@@ -115,8 +135,9 @@ def test_killed_run_resumes_from_last_and_continues_the_same_mlflow_run(
 @pytest.mark.slow
 def test_joblib_sweep_makes_one_parent_and_a_child_per_job(tiny_processed: Path, tmp_path: Path) -> None:
     uri = store(tmp_path)
+    args = [a for a in cli_args(tmp_path, tiny_processed) if not a.startswith("model=")]
     proc = run_cli(
-        ["-m", "hydra/launcher=joblib", "model=cnn,cnn_small", *cli_args(tmp_path, tiny_processed)],
+        ["-m", "hydra/launcher=joblib", *args, "model=cnn,cnn_small"],
         tmp_path,
         timeout=600,
         MLFLOW_TRACKING_URI=uri,

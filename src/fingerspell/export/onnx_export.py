@@ -19,6 +19,8 @@ def export_onnx(wrapper: OnnxWrapper, out: Path, metadata: dict[str, str], opset
     The file appears only once `onnx.checker` has passed, so a failed export never leaves a
     half-written model where the next stage would read it.
     """
+    for name in ("onnxscript", "onnx_ir"):  # their per-pass INFO lines drown the stage's own log
+        logging.getLogger(name).setLevel(logging.WARNING)
     wrapper = wrapper.eval()
     example = torch.zeros(2, 1, 28, 28)
     batch = torch.export.Dim("batch", min=1)

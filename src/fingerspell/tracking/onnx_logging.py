@@ -97,8 +97,11 @@ def source_aliases(run_id: str, tracking_uri: str | None = None) -> tuple[str, .
     from mlflow.exceptions import MlflowException
 
     with _tracking(tracking_uri):
+        client = mlflow.MlflowClient()
         try:
-            versions = mlflow.MlflowClient().search_model_versions(f"run_id = '{run_id}'")
+            found = client.search_model_versions(f"run_id = '{run_id}'")
+            # search results leave `aliases` empty; the version itself carries them
+            versions = [client.get_model_version(mv.name, mv.version) for mv in found]
         except MlflowException:
             return ()
     return tuple(sorted({alias for mv in versions for alias in (mv.aliases or ())}))

@@ -51,8 +51,6 @@ def fit_and_test(
     """
     module = build_module(cfg, datamodule)
     trainer = build_trainer(cfg, build_callbacks(cfg, paths, extra_callbacks or []), logger)
-    # SignMNISTDataModule.on_after_batch_transfer reads `self._trainer` (Lightning sets `.trainer`)
-    datamodule._trainer = trainer  # type: ignore[attr-defined]
     metrics: dict[str, float] = {}
     start = time.perf_counter()
     if cfg.get("train"):

@@ -1,0 +1,73 @@
+"""`dvc exp run -S optimizer.lr=3e-3` through DVC's Hydra composition of conf/, in a throwaway repo copy."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import REPO_ROOT, copy_repo
+
+
+def sh(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900, check=False)
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_dvc_experiment_trains_with_the_override_and_logs_to_mlflow(
+    processed_dir: Path, mirror_zip: Path, tmp_path: Path
+) -> None:
+    repo = copy_repo(tmp_path / "repo")
+    shutil.copytree(processed_dir, repo / "data" / "processed")
+    (repo / "data" / "raw").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(mirror_zip, repo / "data" / "raw" / "sign-language-mnist.zip")
+    shutil.copy2(REPO_ROOT / ".dvc" / "config.local", repo / ".dvc" / "config.local")
+    venv_bin = str(Path(sys.executable).parent)
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    env = {**os.environ, "PATH": f"{venv_bin}:{os.environ['PATH']}", "MLFLOW_TRACKING_URI": uri}
+    env.pop("MLFLOW_REGISTRY_URI", None)
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
+    ):
+        assert sh(cmd, repo, env).returncode == 0
+    dvc = [str(Path(venv_bin) / "dvc")]
+    # the copied data/processed must already satisfy the preprocess stage (only train reruns)
+    proc = sh(
+        [
+            *dvc,
+            "exp",
+            "run",
+            "-S",
+            "optimizer.lr=3e-3",
+            "-S",
+            "trainer.max_epochs=1",
+            "-S",
+            "+trainer.limit_train_batches=4",
+            "-S",
+            "callbacks.rich_progress_bar=null",
+        ],
+        repo,
+        env,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "Running stage 'train'" in proc.stdout + proc.stderr
+    params = (repo / "params.yaml").read_text()
+    assert "lr: 0.003" in params
+    metrics = json.loads((repo / "reports" / "train_metrics.json").read_text())
+    assert 0 <= metrics["test/acc"] <= 1
+    assert (repo / "models" / "checkpoints" / "best.ckpt").is_file()
+    record = json.loads((repo / "models" / "train_run.json").read_text())
+    run = MlflowClient(uri).get_run(record["run_id"])
+    assert run.data.params["optimizer.lr"] == "0.003"
+    assert run.info.status == "FINISHED"
+    shown = sh([*dvc, "metrics", "show", "--json"], repo, env)
+    assert "test/acc" in shown.stdout
+    _ = mlflow
