@@ -11,7 +11,7 @@ Goal on the 2-core dev machine: >= 1,000 req/s, p99 <= 25 ms, 0 errors.
 The load comes from `wrk` (Debian package) when installed, else from an asyncio client in
 this process; the servers are separate processes either way.
 
-    python benchmarks/serve_load.py [--model models/model.onnx] [--duration 30] [--workers 1] [--threads 1]
+    python benchmarks/serve_load.py [--model models/model.onnx] [--duration 30] [--workers 2] [--threads 1]
 """
 
 import argparse
@@ -172,7 +172,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per run")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--max-requests", type=int, default=200_000, help="cap per run")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers (2 measured best on 2 cores)")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads per worker")
     parser.add_argument("--rounds", type=int, default=1, help="baseline/ours pairs, alternating")
     parser.add_argument(
@@ -192,6 +192,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    load_before = os.getloadavg()  # other programs on the machine skew req/s, not CPU per request
     image, letter = sample_image(args.image)
     body = multipart_body(image)
     runs: dict[str, list[LoadResult]] = {"baseline": [], "fingerspell-serve": []}
@@ -211,6 +212,7 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "python": platform.python_version(),
+            "load_average_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
         },
         "setup": {
             "tool": args.tool,

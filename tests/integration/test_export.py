@@ -165,7 +165,7 @@ def test_default_source_logs_into_the_training_run_and_copies_its_alias(
         example=np.zeros((1, 1, 28, 28), np.float32),
     )  # fmt: skip
     onnx_version = client.get_model_version_by_alias("fingerspell-onnx-test", "staging")
-    assert onnx_version.version == logged["version"]
+    assert str(onnx_version.version) == logged["version"]
     assert onnx_version.run_id == run.info.run_id
     reloaded = mlflow.onnx.load_model(logged["model_uri"])
     assert {p.key for p in reloaded.metadata_props} >= {"fingerspell.letters", "fingerspell.run_id"}

@@ -7,14 +7,17 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
+from hydra.core.hydra_config import HydraConfig
 from mlflow import MlflowClient
 from omegaconf import DictConfig, open_dict
 
+from fingerspell.configs import CONFIG_DIR
 from fingerspell.data.errors import DataError
 from fingerspell.models.module import FingerspellModule
 from fingerspell.tracking.setup import tracking_uri
 from fingerspell.train import train
 from fingerspell.training.checks import check_config
+from tests.fixtures.train import compose_train, tmp_paths
 
 
 def runs() -> list[mlflow.entities.Run]:
@@ -124,3 +127,26 @@ def test_missing_or_mismatched_data_fails_before_training(train_cfg: DictConfig,
     with pytest.raises(DataError, match="processed data not found"):
         train(train_cfg)
     assert runs() == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "experiment", sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+)
+def test_every_experiment_runs_with_fast_dev_run(
+    experiment: str, tiny_processed: Path, tmp_path: Path
+) -> None:
+    cfg = compose_train(
+        [
+            f"experiment={experiment}",
+            "debug=fast_dev_run",
+            "logger=none",
+            *tmp_paths(tmp_path, tiny_processed),
+        ]
+    )
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    metrics = train(cfg)
+    assert 0 <= metrics["test/acc"] <= 1
+    assert (tmp_path / "reports" / "confusion_matrix.png").is_file()

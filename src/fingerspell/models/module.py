@@ -184,6 +184,10 @@ class FingerspellModule(L.LightningModule):
         func = getattr(self.scheduler_factory, "func", self.scheduler_factory)
         horizon = _HORIZON_ARGS.get(getattr(func, "__name__", ""))
         if horizon and horizon not in getattr(self.scheduler_factory, "keywords", {}):
-            kwargs[horizon] = max(1, int(self.trainer.estimated_stepping_batches))
+            # at least 10: OneCycleLR divides by its warm-up length, zero for a few-step debug run
+            kwargs[horizon] = max(10, int(self.trainer.estimated_stepping_batches))
         scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            # reacts to validation, so it steps once per epoch, after val/loss exists
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -32,7 +32,10 @@ class WorkerConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str
-    threads: int | None = None
+    # One onnxruntime thread per worker: a batch-1 request gains nothing from more under load,
+    # and spinning threads took ~45% more CPU per request (benchmarks/serve_load.py); scale
+    # with --workers instead.
+    threads: int = 1
     unsure_threshold: float | None = None
     log_level: str = "info"
     settings: ServeSettings = ServeSettings()
@@ -64,7 +67,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for all interfaces)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1, help="worker processes, each with its own model")
-    parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads per worker")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="onnxruntime threads per worker (default 1)"
+    )
     parser.add_argument("--unsure-threshold", type=float, default=None, help="override the model's threshold")
     parser.add_argument("--max-upload-bytes", type=int, default=None, help="largest request body")
     parser.add_argument("--max-images", type=int, default=None, help="most images per request")
@@ -91,12 +96,13 @@ def _config(args: argparse.Namespace) -> WorkerConfig:
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads {args.threads}: must be at least 1")
     path = resolve_model_path(args.model)
+    optional = {"threads": args.threads} if args.threads is not None else {}
     return WorkerConfig(
         model=str(path),
-        threads=args.threads,
         unsure_threshold=args.unsure_threshold,
         log_level=args.log_level,
         settings=ServeSettings(**limits),
+        **optional,
     )
 
 

@@ -86,11 +86,16 @@ def build_module(cfg: DictConfig, datamodule: SignMNISTDataModule) -> Fingerspel
     )
 
 
-def build_callbacks(cfg: DictConfig, paths: JobPaths, extra: list[L.Callback]) -> list[L.Callback]:
-    """Every non-null node of the `callbacks` group, checkpoints redirected to the job's folder."""
+def build_callbacks(
+    cfg: DictConfig, paths: JobPaths, extra: list[L.Callback], has_logger: bool
+) -> list[L.Callback]:
+    """Every non-null node of the `callbacks` group, checkpoints redirected to the job's folder.
+
+    The LR monitor needs a logger, which DDP workers other than rank 0 do not have.
+    """
     callbacks: list[L.Callback] = []
     for name, node in (cfg.get("callbacks") or {}).items():
-        if node is None:
+        if node is None or (not has_logger and str(node._target_).endswith("LearningRateMonitor")):
             continue
         kwargs: dict[str, Any] = {}
         if name == "model_checkpoint":

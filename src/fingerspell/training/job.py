@@ -50,7 +50,9 @@ def fit_and_test(
     Only the global-zero process writes reports; the others return after the test.
     """
     module = build_module(cfg, datamodule)
-    trainer = build_trainer(cfg, build_callbacks(cfg, paths, extra_callbacks or []), logger)
+    trainer = build_trainer(
+        cfg, build_callbacks(cfg, paths, extra_callbacks or [], logger is not None), logger
+    )
     metrics: dict[str, float] = {}
     start = time.perf_counter()
     if cfg.get("train"):
