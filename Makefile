@@ -47,6 +47,7 @@ bench:  ## benchmarks, side by side against their baselines; JSON under benchmar
 	$(PY) benchmarks/serve_load.py
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/train_accuracy.py
+	$(PY) benchmarks/real_hands.py
 
 ui:  ## the MLflow UI on the local store
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --port 5000

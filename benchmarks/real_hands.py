@@ -41,10 +41,17 @@ def main() -> int:
         run = run_photos(predictor, photos, reading)
         result = report(run, predictor.letters, predictor.unsure_threshold, args.bootstrap, seed=0)
         curves[f"{reading} reading"] = result["coverage_curve"]
-        plot_confusion(result["confusion"], predictor.letters, f"real hands, {reading} reading", plots / f"confusion_{reading}.png")
+        plot_confusion(
+            result["confusion"],
+            predictor.letters,
+            f"real hands, {reading} reading",
+            plots / f"confusion_{reading}.png",
+        )
         results[reading] = result
         lo, hi = result["top1_ci95"]
-        print(f"{reading:>4}: top-1 {result['top1']:.1%} [{lo:.1%}, {hi:.1%}]  top-3 {result['top3']:.1%}  ECE {result['ece']:.1%}")
+        print(
+            f"{reading:>4}: top-1 {result['top1']:.1%} [{lo:.1%}, {hi:.1%}]  top-3 {result['top3']:.1%}  ECE {result['ece']:.1%}"
+        )
     plot_coverage(curves, "real hands: accuracy vs coverage", plots / "coverage.png")
     summary = {
         "model": str(args.model),

@@ -172,7 +172,7 @@ class OnnxPredictor:
             parts.append(out)
         result = np.concatenate(parts) if parts else np.zeros((0, len(self.letters)), np.float32)
         if use_logits:
-            z = result / float(temperature)  # type: ignore[arg-type]
+            z = result / float(temperature or 1.0)
             z = z - z.max(axis=1, keepdims=True)
             e = np.exp(z)
             result = e / e.sum(axis=1, keepdims=True)

@@ -13,6 +13,7 @@ PROG = "fingerspell-evaluate-images"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: model, source and reading options."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Measure a fingerspell ONNX model on a labelled photo set: an ImageFolder tree "
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     result.update({"model": str(args.model), "source": str(args.source), "reading": args.reading})
     if args.out:
-        from fingerspell.photos.plots import plot_confusion, plot_coverage  # noqa: PLC0415 - matplotlib is slow
+        from fingerspell.photos.plots import plot_confusion, plot_coverage
 
         write_json_atomic(result, args.out / "report.json")
         plot_confusion(
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             {args.reading: result["coverage_curve"]}, "accuracy vs coverage", args.out / "coverage.png"
         )
     if args.json:
-        import json  # noqa: PLC0415
+        import json
 
         print(json.dumps(result, indent=2))  # noqa: T201
     else:

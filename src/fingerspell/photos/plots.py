@@ -6,8 +6,8 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def plot_confusion(confusion: list[list[int]], letters: tuple[str, ...], title: str, path: Path) -> None:

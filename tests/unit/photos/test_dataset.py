@@ -68,5 +68,7 @@ def test_hand_box_square_has_margin_and_stays_inside():
     assert (left + right) / 2 == pytest.approx(200)
     # a box at the corner is shifted inside, and never larger than the short side
     box = hand_box_square((0.02, 0.02, 0.9, 0.9), 400, 200)
-    assert box[0] >= 0 and box[1] >= 0 and box[2] <= 400 and box[3] <= 200
+    assert min(box[0], box[1]) >= 0
+    assert box[2] <= 400
+    assert box[3] <= 200
     assert box[3] - box[1] == pytest.approx(200)
