@@ -5,6 +5,7 @@ Fixture groups owned by one area live in `tests/fixtures/<area>.py` and are load
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,11 +50,20 @@ def processed_dir(mirror_zip: Path, tmp_path_factory: pytest.TempPathFactory) ->
 def _private_mlflow(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
-    """Every test logs to its own sqlite store, never the user's `mlflow.db`."""
+    """Every test logs to its own sqlite store, never the user's `mlflow.db`.
+
+    The registry follows the tracking store, and MLflow's process-wide URIs are reset
+    after each test, so a URI set in-process by one test never leaks into the next.
+    """
     store = tmp_path_factory.mktemp("mlflow")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
-    monkeypatch.setenv("MLFLOW_REGISTRY_URI", f"sqlite:///{store / 'mlflow.db'}")
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     yield
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        mlflow.set_registry_uri(None)  # type: ignore[arg-type]
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
     shutil.rmtree(store, ignore_errors=True)
 
 

@@ -1,6 +1,7 @@
 """The export stage on a real (briefly) trained model: parity, metadata, int8, MLflow sources and logging."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -88,8 +89,9 @@ def test_export_from_the_registry_champion_predicts_identically(
     # what a training job leaves behind: a pytorch-flavour model, registered, holding @champion
     module = load_checkpoint(exported_model.checkpoint)
     images, _ = load_split(processed_dir, "test")
-    mlflow.set_tracking_uri(None)  # follow MLFLOW_TRACKING_URI (the test's private store)
-    mlflow.set_registry_uri(None)
+    store = os.environ["MLFLOW_TRACKING_URI"]  # the test's private store (tests/conftest.py)
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)
     with mlflow.start_run() as run:
         model_uri = log_torch_model(module.inference_model(), torch.from_numpy(images[:4]).float() / 255)
     registered = register(model_uri, run.info.run_id, 0.5, "fingerspell", "champion", promote=True)
@@ -142,8 +144,9 @@ def test_default_source_logs_into_the_training_run_and_copies_its_alias(
     from fingerspell.export.source import load_source
     from fingerspell.tracking.onnx_logging import log_onnx_model
 
-    mlflow.set_tracking_uri(None)
-    mlflow.set_registry_uri(None)
+    store = os.environ["MLFLOW_TRACKING_URI"]
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)
     with mlflow.start_run() as run:
         mlflow.log_dict({"note": "stand-in for a training job's model"}, "model/placeholder.json")
     client = mlflow.MlflowClient()
