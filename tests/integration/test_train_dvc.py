@@ -45,6 +45,7 @@ def test_dvc_experiment_trains_with_the_override_and_logs_to_mlflow(
             *dvc,
             "exp",
             "run",
+            "train",  # only up to training: export/evaluate have their own end-to-end tests
             "-S",
             "optimizer.lr=3e-3",
             "-S",
