@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from fingerspell.cli_errors import user_errors
 from fingerspell.configs import CONFIG_DIR
+from fingerspell.export.calibration import CalibrationSettings
 from fingerspell.export.stage import ExportSettings, QuantizeSettings, run_export
 
 log = logging.getLogger(__name__)
@@ -22,6 +24,19 @@ COMMAND = "fingerspell-export"
 def settings_from_config(cfg: DictConfig) -> ExportSettings:
     """`conf/export.yaml` -> typed settings."""
     q = cfg.quantize
+    c = cfg.get("calibration") or {}
+    threshold = c.get("threshold")
+    calibration = CalibrationSettings(
+        enabled=bool(c.get("enabled", False)),
+        repeats=int(c.get("repeats", 2)),
+        seed=int(c.get("seed", 0)),
+        target_accuracy=float(c.get("target_accuracy", 0.9)),
+        threshold=None if threshold is None else float(threshold),
+        batch_size=int(c.get("batch_size", 512)),
+    )
+    if not 0 < calibration.target_accuracy <= 1 or not 0 <= (calibration.threshold or 0) <= 1:
+        raise ValueError("calibration.target_accuracy must be in (0, 1] and calibration.threshold in [0, 1]")
+    augment = c.get("augment")
     return ExportSettings(
         source=str(cfg.source),
         processed_dir=Path(cfg.paths.processed_dir),
@@ -43,6 +58,8 @@ def settings_from_config(cfg: DictConfig) -> ExportSettings:
         ),
         log_mlflow=bool(cfg.mlflow.log),
         registered_name=cfg.mlflow.registered_name or None,
+        calibration=calibration,
+        calibration_augment=instantiate(augment) if calibration.enabled and augment else None,
     )
 
 
@@ -51,6 +68,15 @@ def main(cfg: DictConfig) -> None:
     """Export, check parity, quantise; fail when the int8 model is required but not kept."""
     with user_errors(COMMAND):
         report = run_export(settings_from_config(cfg))
+    if report.get("calibration"):
+        cal = report["calibration"]
+        log.info(
+            "calibrated: T=%.3f, unsure below %.2f; test ECE %.3f -> %.3f",
+            cal["temperature"],
+            cal["unsure_threshold"],
+            cal["test"]["ece_before"],
+            cal["test"]["ece_after"],
+        )
     int8 = report["int8"]
     log.info(
         "wrote %s: test accuracy %.2f%%, parity max |dp| %.1e; int8 %s",

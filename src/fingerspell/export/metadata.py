@@ -22,9 +22,15 @@ def build_metadata(
     run_id: str | None,
     data_fingerprint: str | None,
     opset: int,
+    temperature: float | None = None,
+    unsure_threshold: float | None = None,
 ) -> dict[str, str]:
-    """All `fingerspell.*` keys as strings (JSON where structured), as ONNX requires."""
-    return {
+    """All `fingerspell.*` keys as strings (JSON where structured), as ONNX requires.
+
+    `temperature` and `unsure_threshold` come from calibration; without it they are left out and
+    the predictor uses plain softmax and never says unsure.
+    """
+    meta = {
         PREFIX + "letters": json.dumps(list(letters)),
         PREFIX + "input": json.dumps(INPUT_SPEC),
         PREFIX + "normalization": json.dumps({"mean": float(mean), "std": float(std)}),
@@ -33,6 +39,11 @@ def build_metadata(
         PREFIX + "opset": str(opset),
         PREFIX + "version": __version__,
     }
+    if temperature is not None:
+        meta[PREFIX + "temperature"] = repr(float(temperature))
+    if unsure_threshold is not None:
+        meta[PREFIX + "unsure_threshold"] = repr(float(unsure_threshold))
+    return meta
 
 
 def read_metadata(props: Sequence[object]) -> dict[str, str]:

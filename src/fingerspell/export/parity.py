@@ -27,22 +27,28 @@ class Parity:
         return {**asdict(self), "passed": self.passed}
 
 
-def torch_probabilities(wrapper: OnnxWrapper, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Probabilities (N, C) from the eval-mode torch wrapper on raw uint8/float images (N, 1, 28, 28)."""
+def torch_probabilities(
+    wrapper: OnnxWrapper, images: np.ndarray, batch_size: int = 512, temperature: float | None = None
+) -> np.ndarray:
+    """Probabilities (N, C) from the eval-mode torch wrapper on raw uint8/float images (N, 1, 28, 28).
+
+    With a `temperature` they are softmax(logits / T), as the predictor computes for a calibrated model.
+    """
     wrapper = wrapper.eval()
     parts = []
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
             x = torch.from_numpy(np.asarray(images[start : start + batch_size], dtype=np.float32))
-            parts.append(wrapper(x)[1].numpy())
+            logits, probs = wrapper(x)
+            parts.append((torch.softmax(logits / temperature, dim=1) if temperature else probs).numpy())
     return np.concatenate(parts)
 
 
 def check_parity(
     wrapper: OnnxWrapper, predictor: OnnxPredictor, images: np.ndarray, atol: float, batch_size: int = 512
 ) -> Parity:
-    """Compare probabilities of `wrapper` and `predictor` over all `images`."""
-    expected = torch_probabilities(wrapper, images, batch_size)
+    """Compare probabilities of `wrapper` and `predictor` (with its temperature) over all `images`."""
+    expected = torch_probabilities(wrapper, images, batch_size, predictor.metadata.temperature)
     got = predictor.predict_proba(images, batch_size=batch_size)
     agree = float(np.mean(expected.argmax(axis=1) == got.argmax(axis=1)))
     return Parity(

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from torch import nn
 
 from fingerspell.data.processed import load_meta, load_split
 from fingerspell.evaluation.reports import write_json
 from fingerspell.evaluation.timing import throughput
+from fingerspell.export.calibration import CalibrationSettings, calibrate
 from fingerspell.export.metadata import build_metadata
 from fingerspell.export.onnx_export import export_onnx
 from fingerspell.export.parity import check_parity
@@ -52,6 +54,8 @@ class ExportSettings:
     quantize: QuantizeSettings = field(default_factory=QuantizeSettings)
     log_mlflow: bool = True
     registered_name: str | None = "fingerspell-onnx"
+    calibration: CalibrationSettings = field(default_factory=lambda: CalibrationSettings(enabled=False))
+    calibration_augment: nn.Module | None = None  # what held-out images go through before fitting T
 
 
 class ParityError(ValueError):
@@ -68,13 +72,38 @@ def _speed(predictor: OnnxPredictor, images: np.ndarray, runs: int) -> float:
     return round(throughput(fn, images[:256].astype(np.float32), 256, runs)["images_per_s"], 1)
 
 
+def _calibrate(
+    wrapper: OnnxWrapper, settings: ExportSettings, test: tuple[np.ndarray, np.ndarray]
+) -> dict[str, Any] | None:
+    """Fit the temperature and threshold on the validation split (held out from the train CSV)."""
+    if not settings.calibration.enabled:
+        return None
+    held_out = load_split(settings.processed_dir, "val")
+    result = calibrate(wrapper, held_out, test, settings.calibration_augment, settings.calibration)
+    log.info(
+        "calibration: T=%.3f, unsure below %.2f (%s)",
+        result["temperature"],
+        result["unsure_threshold"],
+        result["fitted_on"],
+    )
+    return result
+
+
 def _export_checked(
     model: SourceModel, settings: ExportSettings, test: tuple[np.ndarray, np.ndarray]
 ) -> dict:
-    """Export to a temp file, check parity over the whole test split, then move it into place."""
+    """Calibrate, export to a temp file, check parity over the whole test split, then move it into place."""
     wrapper = OnnxWrapper(model.net, model.mean, model.std).eval()
+    calibration = _calibrate(wrapper, settings, test)
     meta = build_metadata(
-        model.letters, model.mean, model.std, model.run_id, model.data_fingerprint, settings.opset
+        model.letters,
+        model.mean,
+        model.std,
+        model.run_id,
+        model.data_fingerprint,
+        settings.opset,
+        temperature=calibration["temperature"] if calibration else None,
+        unsure_threshold=calibration["unsure_threshold"] if calibration else None,
     )
     out = Path(settings.output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -92,7 +121,7 @@ def _export_checked(
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
-    return {"parity": parity.to_dict(), "metadata": meta}
+    return {"parity": parity.to_dict(), "metadata": meta, "calibration": calibration}
 
 
 def _quantize(settings: ExportSettings, fp32: OnnxPredictor, test: tuple[np.ndarray, np.ndarray]) -> dict:

@@ -1,0 +1,202 @@
+"""The `augment=real` recipe: vary what Sign-MNIST never varies, so real photos look familiar.
+
+Sign-MNIST crops are tight, evenly lit, plain-backgrounded and clean. A phone photo is none of
+those: the hand fills part of the frame over clutter, the light is harsh or dim, the image is
+blurred, noisy and JPEG-compressed, sometimes mirrored. Each ingredient below is one of those
+differences, drawn per sample and computed for the whole batch in tensor ops (no PIL, no
+workers), driven by one `torch.Generator` so a run is repeatable.
+
+Colour-to-grey weights cannot be varied here: Sign-MNIST is grey already, so there is no
+colour left to weigh.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _blur3(x: torch.Tensor) -> torch.Tensor:
+    """A 3x3 binomial blur with replicate padding (one depthwise conv for the batch)."""
+    k = torch.tensor([1.0, 2.0, 1.0], dtype=x.dtype, device=x.device)
+    kernel = (k[:, None] * k[None, :] / 16).view(1, 1, 3, 3).repeat(x.shape[1], 1, 1, 1)
+    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=x.shape[1])
+
+
+def _warp(x: torch.Tensor, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Warp a batch by `theta`; returns it and a soft in-frame mask (0 where the frame is empty)."""
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    ones = torch.ones(x.shape[0], 1, *x.shape[2:], dtype=x.dtype, device=x.device)
+    inside = F.grid_sample(ones, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out, _blur3(inside)  # a soft edge, so the paste leaves no hard frame
+
+
+class RealAugment(nn.Module):
+    """Geometry, backgrounds, light, blur, noise, compression and occlusion for real-photo transfer.
+
+    Input and output are float images in [0, 1], shape (N, C, H, W). Every ingredient has its own
+    probability (0 turns it off), so the YAML can switch each one for an ablation.
+
+    Args:
+        rotation: maximum rotation in degrees.
+        scale: (min, max) size of the hand relative to the frame; below 1 the hand fills only part
+            of the frame and the margin shows the background.
+        translate: maximum shift as a fraction of the image side.
+        hflip: probability of a horizontal flip (left-handed signers, mirrored webcams).
+        background: probability of compositing over a procedural background (gradient, texture,
+            clutter rectangles); without it the zoomed-out margin repeats the border pixels.
+        background_blend: maximum weight of the background blended over the hand itself, where
+            the crop is smooth (a soft foreground mask from local gradients).
+        gamma: maximum |log gamma| (gamma in [exp(-g), exp(g)]).
+        brightness: maximum additive change.
+        contrast: maximum relative contrast change.
+        blur: probability of a blur, of random strength (1-2 passes of a 3x3 binomial filter).
+        noise: maximum standard deviation of Gaussian pixel noise (uniform per sample).
+        compress: probability of a compression-like degradation (down-up sampling and grey-level
+            quantisation).
+        erase: probability of erasing one random rectangle (up to `erase_area` of the image).
+        erase_area: maximum erased fraction of the image.
+        p: probability that a sample is augmented at all.
+    """
+
+    def __init__(
+        self,
+        rotation: float = 15.0,
+        scale: tuple[float, float] = (0.6, 1.1),
+        translate: float = 0.15,
+        hflip: float = 0.5,
+        background: float = 0.8,
+        background_blend: float = 0.3,
+        gamma: float = 0.5,
+        brightness: float = 0.2,
+        contrast: float = 0.4,
+        blur: float = 0.3,
+        noise: float = 0.03,
+        compress: float = 0.2,
+        erase: float = 0.25,
+        erase_area: float = 0.1,
+        p: float = 1.0,
+    ) -> None:
+        super().__init__()
+        lo, hi = float(scale[0]), float(scale[1])
+        values = dict(locals())
+        unit = ["translate", "hflip", "background", "background_blend", "brightness", "contrast"]
+        unit += ["blur", "noise", "compress", "erase", "erase_area", "p"]
+        checks = {key: 0 <= values[key] <= 1 for key in unit}
+        checks |= {"rotation": 0 <= rotation <= 180, "scale": 0 < lo <= hi, "gamma": 0 <= gamma <= 2}
+        for key, ok in checks.items():
+            if not ok:
+                raise ValueError(f"augment.{key} is out of range: {values[key]!r}")
+        self.rotation, self.scale, self.translate, self.hflip = rotation, (lo, hi), translate, hflip
+        self.background, self.background_blend = background, background_blend
+        self.gamma, self.brightness, self.contrast = gamma, brightness, contrast
+        self.blur, self.noise, self.compress = blur, noise, compress
+        self.erase, self.erase_area, self.p = erase, erase_area, p
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Augment a batch (N, C, H, W) in [0, 1]; returns a new tensor of the same shape."""
+        n = x.shape[0]
+        if n == 0 or self.p == 0:
+            return x
+
+        def rand(*shape: int) -> torch.Tensor:
+            # drawn on the CPU so a CPU generator drives any device
+            return torch.rand(*shape, generator=generator).to(x)
+
+        def uniform(lo: float, hi: float) -> torch.Tensor:
+            return rand(n) * (hi - lo) + lo
+
+        def coin(prob: float) -> torch.Tensor:
+            return ((rand(n) < prob) & (active > 0)).to(x.dtype).view(n, 1, 1, 1)
+
+        active = (rand(n) < self.p).to(x.dtype)
+        theta = self._theta(active, uniform).to(x)
+        out, inside = _warp(x, theta)
+        bg = self._backgrounds(x, rand, uniform)
+        use_bg = coin(self.background)
+        edges = (x - _blur3(x)).abs()
+        smooth, _ = _warp(1 - (_blur3(_blur3(edges)) * 8).clamp(0, 1), theta)  # 1 on flat regions
+        blend = uniform(0, self.background_blend).view(n, 1, 1, 1) * smooth * inside
+        alpha = inside * (1 - blend)  # how much of each pixel is hand
+        out = use_bg * (alpha * out + (1 - alpha) * bg) + (1 - use_bg) * out
+        out = self._photometric(out, active, uniform)
+        out = self._degrade(out, coin, uniform, generator)
+        return self._erase(out, coin, uniform, rand).clamp_(0, 1)
+
+    def _theta(self, active: torch.Tensor, uniform) -> torch.Tensor:
+        """Per-sample affine matrices (N, 2, 3) mapping output to input coordinates."""
+        angle = uniform(-self.rotation, self.rotation) * (math.pi / 180) * active
+        zoom = 1 + (uniform(*self.scale) - 1) * active
+        tx, ty = uniform(-self.translate, self.translate), uniform(-self.translate, self.translate)
+        flip = torch.where((uniform(0, 1) < self.hflip) & (active > 0), -1.0, 1.0).to(active)
+        cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+        row0 = torch.stack([cos * flip, -sin, tx * 2 * active], 1)
+        row1 = torch.stack([sin * flip, cos, ty * 2 * active], 1)
+        return torch.stack([row0, row1], 1)
+
+    @staticmethod
+    def _backgrounds(x, rand, uniform):
+        """Per-sample procedural backgrounds: gradient + low-frequency texture + clutter rectangles."""
+        n, c, h, w = x.shape
+        ys = torch.linspace(-1, 1, h, dtype=x.dtype, device=x.device).view(1, h, 1)
+        xs = torch.linspace(-1, 1, w, dtype=x.dtype, device=x.device).view(1, 1, w)
+        angle = uniform(0, 2 * math.pi).view(n, 1, 1)
+        ramp = (torch.cos(angle) * xs + torch.sin(angle) * ys) * uniform(0, 0.5).view(n, 1, 1)
+        coarse = F.interpolate(rand(n, 1, 4, 4) - 0.5, size=(h, w), mode="bicubic", align_corners=False)
+        fine = F.interpolate(rand(n, 1, 10, 10) - 0.5, size=(h, w), mode="bilinear", align_corners=False)
+        texture = coarse[:, 0] * uniform(0, 0.5).view(n, 1, 1) + fine[:, 0] * uniform(0, 0.2).view(n, 1, 1)
+        bg = uniform(0.1, 0.9).view(n, 1, 1) + ramp + texture
+        for _ in range(3):  # clutter: up to three flat rectangles of random shade
+            x0, y0 = uniform(-0.2, 1.0).view(n, 1, 1), uniform(-0.2, 1.0).view(n, 1, 1)
+            x1, y1 = x0 + uniform(0.1, 0.6).view(n, 1, 1), y0 + uniform(0.1, 0.6).view(n, 1, 1)
+            gx, gy = (xs + 1) / 2, (ys + 1) / 2
+            box = ((gx >= x0) & (gx < x1) & (gy >= y0) & (gy < y1)).to(x.dtype)
+            box = box * (uniform(0, 1) < 0.5).to(x.dtype).view(n, 1, 1)
+            bg = bg * (1 - box) + uniform(0, 1).view(n, 1, 1) * box
+        return bg.clamp(0, 1).unsqueeze(1).expand(n, c, h, w)
+
+    def _photometric(self, x, active, uniform):
+        """Gamma, contrast and brightness, each per sample."""
+        n = x.shape[0]
+        gamma = torch.exp(uniform(-self.gamma, self.gamma) * active).view(n, 1, 1, 1)
+        x = x.clamp(1e-4, 1) ** gamma
+        gain = (1 + uniform(-self.contrast, self.contrast) * active).view(n, 1, 1, 1)
+        offset = (uniform(-self.brightness, self.brightness) * active).view(n, 1, 1, 1)
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        return ((x - mean) * gain + mean + offset).clamp(0, 1)
+
+    def _degrade(self, x, coin, uniform, generator):
+        """Blur, compression-like down-up sampling with grey-level quantisation, and sensor noise."""
+        n, _, h, w = x.shape
+        once = _blur3(x)
+        strength = uniform(0, 1).view(n, 1, 1, 1)  # 0: one pass, 1: two passes
+        blurred = once + strength * (_blur3(once) - once)
+        x = x + coin(self.blur) * (blurred - x)
+        small = F.interpolate(x, scale_factor=0.5, mode="area")
+        blocky = F.interpolate(small, size=(h, w), mode="nearest")
+        levels = uniform(12, 32).view(n, 1, 1, 1).round()
+        blocky = torch.round(blocky * levels) / levels
+        x = x + coin(self.compress) * (blocky - x)
+        sigma = uniform(0, self.noise).view(n, 1, 1, 1)
+        return x + sigma * torch.randn(x.shape, generator=generator).to(x) * coin(1.0)
+
+    def _erase(self, x, coin, uniform, rand):
+        """Random erasing: one rectangle per chosen sample, filled with a flat random shade."""
+        n, _, h, w = x.shape
+        area = uniform(0.02, max(self.erase_area, 0.02))
+        aspect = torch.exp(uniform(-0.7, 0.7))
+        bw, bh = (area * aspect).sqrt().clamp(max=1), (area / aspect).sqrt().clamp(max=1)
+        x0, y0 = uniform(0, 1) * (1 - bw), uniform(0, 1) * (1 - bh)
+        gx = torch.linspace(0, 1, w, dtype=x.dtype, device=x.device).view(1, 1, 1, w)
+        gy = torch.linspace(0, 1, h, dtype=x.dtype, device=x.device).view(1, 1, h, 1)
+        v = lambda t: t.view(n, 1, 1, 1)  # noqa: E731
+        box = ((gx >= v(x0)) & (gx <= v(x0 + bw)) & (gy >= v(y0)) & (gy <= v(y0 + bh))).to(x.dtype)
+        box = box * coin(self.erase)
+        return x * (1 - box) + v(rand(n)) * box
+
+    def extra_repr(self) -> str:
+        keys = ["rotation", "scale", "translate", "hflip", "background", "background_blend", "gamma"]
+        keys += ["brightness", "contrast", "blur", "noise", "compress", "erase", "erase_area", "p"]
+        return ", ".join(f"{k}={getattr(self, k)}" for k in keys)

@@ -1,0 +1,90 @@
+"""`fingerspell-export calibration.enabled=true`: T and the threshold in the model, honest report."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from fingerspell.data.processed import load_split
+from fingerspell.export.calibration import nll
+from fingerspell.inference.predictor import OnnxPredictor
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def calibrated(
+    trained_checkpoint: Path, processed_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The session's trained checkpoint through the real CLI, calibration switched on with the shipped settings."""
+    out = tmp_path_factory.mktemp("calibrated")
+    cmd = [
+        sys.executable, "-m", "fingerspell.export.cli",
+        f"source={trained_checkpoint}", f"paths.processed_dir={processed_dir}",
+        f"output={out / 'model.onnx'}", f"int8_output={out / 'model.int8.onnx'}",
+        f"report={out / 'export.json'}", f"train_run={out / 'train_run.json'}",
+        f"hydra.run.dir={out / 'hydra'}", "quantize.enabled=false", "mlflow.log=false", "calibration.enabled=true",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out
+
+
+def textured_scene(seed: int, n: int = 8) -> np.ndarray:
+    """Grey 28x28 scenes with no hand: smooth blobs, stripes and rectangles, 0-255."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:28, 0:28] / 27.0
+    scenes = []
+    for _ in range(n):
+        img = 128 + 60 * np.sin(2 * np.pi * (rng.uniform(1, 4) * xs + rng.uniform(0, 1)))
+        img += 40 * np.cos(2 * np.pi * rng.uniform(1, 4) * ys)
+        x0, y0 = rng.integers(0, 20, 2)
+        img[y0 : y0 + 8, x0 : x0 + 8] = rng.uniform(0, 255)
+        scenes.append(np.clip(img + rng.normal(0, 10, (28, 28)), 0, 255))
+    return np.stack(scenes)[:, None].astype(np.float32)
+
+
+def test_report_shows_the_fit_and_its_effect(calibrated: Path) -> None:
+    cal = json.loads((calibrated / "export.json").read_text())["calibration"]
+    assert "real-photo augmentation" in cal["fitted_on"]
+    assert cal["temperature"] > 0
+    held = cal["held_out"]
+    assert held["nll_after"] <= held["nll_before"], "T minimises NLL on the data it is fitted on"
+    if cal["unsure_threshold"] < 0.99:  # 0.99: no confidence level reaches the target (rule's fallback)
+        plain = cal["held_out_plain"]["accuracy_at_threshold"]
+        assert plain >= 0.9, "the rule: answered held-out images (plain + shifted) >= 90% right"
+    for key in ("ece_before", "ece_after", "coverage_at_threshold"):
+        assert 0 <= cal["test"][key] <= 1
+    assert cal["held_out_plain"]["images"] * 2 == held["images"], "plain + 2 augmented passes"
+
+
+def test_metadata_carries_temperature_and_threshold(calibrated: Path, processed_dir: Path) -> None:
+    report = json.loads((calibrated / "export.json").read_text())
+    props = {p.key: p.value for p in onnx.load(str(calibrated / "model.onnx")).metadata_props}
+    assert float(props["fingerspell.temperature"]) == report["calibration"]["temperature"]
+    assert float(props["fingerspell.unsure_threshold"]) == report["calibration"]["unsure_threshold"]
+    assert report["parity"]["passed"] is True, "parity holds with the temperature applied"
+    # the predictor applies T: held-out NLL recomputed from its probabilities matches softmax(z / T)
+    predictor = OnnxPredictor(calibrated / "model.onnx")
+    images, labels = load_split(processed_dir, "val")
+    probs = predictor.predict_proba(images[:500])
+    ours = float(-np.log(probs[np.arange(500), labels[:500]] + 1e-12).mean())
+    logits = predictor.session.run(["logits"], {"image": images[:500].astype(np.float32)})[0]
+    assert ours == pytest.approx(nll(logits, labels[:500], predictor.metadata.temperature), abs=1e-3)
+
+
+def test_a_scene_without_a_hand_is_unsure_and_test_images_are_answered(
+    calibrated: Path, processed_dir: Path
+) -> None:
+    predictor = OnnxPredictor(calibrated / "model.onnx")
+    scenes = predictor.predict(textured_scene(0), top_k=3)
+    assert sum(p.unsure for p in scenes) >= 6, [round(p.probability, 2) for p in scenes]
+    images, _ = load_split(processed_dir, "test")
+    answered = np.mean([not p.unsure for p in predictor.predict(images[:500], top_k=1)])
+    # calibrated for photos, an unaugmented fixture model is cautious even on clean crops
+    assert answered > 0.2, "clean test images are answered far more often than scenes"
+    assert answered > np.mean([not p.unsure for p in scenes]) + 0.1

@@ -1,0 +1,181 @@
+"""RealAugment (`augment=real`): seeded, in range, each ingredient doing its job, training batches only."""
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from torch import nn
+
+from fingerspell.configs import CONFIG_DIR
+from fingerspell.data.augment_real import RealAugment
+from fingerspell.data.datamodule import SignMNISTDataModule
+from fingerspell.data.processed import load_split
+
+OFF = {
+    "rotation": 0.0,
+    "scale": (1.0, 1.0),
+    "translate": 0.0,
+    "hflip": 0.0,
+    "background": 0.0,
+    "background_blend": 0.0,
+    "gamma": 0.0,
+    "brightness": 0.0,
+    "contrast": 0.0,
+    "blur": 0.0,
+    "noise": 0.0,
+    "compress": 0.0,
+    "erase": 0.0,
+}
+
+
+def only(**params) -> RealAugment:
+    """Every ingredient off except `params`."""
+    return RealAugment(**(OFF | params))
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture
+def batch() -> torch.Tensor:
+    """Smooth random images (the blur and the soft in-frame edge leave smooth images nearly alone)."""
+    coarse = torch.rand(16, 1, 7, 7, generator=gen(0))
+    return nn.functional.interpolate(coarse, size=(28, 28), mode="bilinear", align_corners=False)
+
+
+@pytest.fixture
+def real() -> RealAugment:
+    """The shipped `conf/augment/real.yaml`, so the tests cover what training uses."""
+    return instantiate(OmegaConf.load(f"{CONFIG_DIR}/augment/real.yaml"))
+
+
+def test_shape_dtype_range_and_input_untouched(real: RealAugment, batch: torch.Tensor) -> None:
+    before = batch.clone()
+    out = real(batch, generator=gen(1))
+    assert out.shape == batch.shape
+    assert out.dtype == batch.dtype
+    assert out.min() >= 0
+    assert out.max() <= 1
+    assert torch.equal(batch, before), "the input batch is not modified"
+    assert not torch.allclose(out, batch, atol=0.05), "the shipped recipe changes the images"
+
+
+def test_same_seed_same_output_other_seed_other_output(real: RealAugment, batch: torch.Tensor) -> None:
+    a, b, c = real(batch, gen(3)), real(batch, gen(3)), real(batch, gen(4))
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)
+
+
+def test_all_off_is_identity_up_to_interpolation(batch: torch.Tensor) -> None:
+    torch.testing.assert_close(only()(batch, gen(0)), batch, atol=1e-5, rtol=0)
+
+
+def test_p_zero_is_identity(real: RealAugment, batch: torch.Tensor) -> None:
+    real.p = 0.0
+    assert torch.equal(real(batch, gen(0)), batch)
+
+
+def test_hflip_one_mirrors(batch: torch.Tensor) -> None:
+    torch.testing.assert_close(only(hflip=1.0)(batch, gen(0)), batch.flip(-1), atol=1e-5, rtol=0)
+
+
+def test_zoomed_out_hand_sits_on_a_background_in_the_margin() -> None:
+    flat = torch.full((8, 1, 28, 28), 0.5)
+    plain = only(scale=(0.5, 0.5))(flat, gen(0))
+    composed = only(scale=(0.5, 0.5), background=1.0)(flat, gen(0))
+    centre = (slice(None), 0, slice(11, 17), slice(11, 17))
+    torch.testing.assert_close(composed[centre], flat[centre], atol=1e-5, rtol=0)  # the hand is kept
+    torch.testing.assert_close(plain, flat, atol=1e-5, rtol=0)  # no background: border repeats
+    margin = composed[:, 0, :4, :].flatten(1)
+    assert (margin - 0.5).abs().mean(dim=1).min() > 0.01, "each sample's margin is a new background"
+    assert margin.std(dim=0).mean() > 0.05, "backgrounds differ between samples"
+
+
+def test_erase_one_fills_a_flat_rectangle(batch: torch.Tensor) -> None:
+    out = only(erase=1.0, erase_area=0.1)(batch, gen(0))
+    changed = (out - batch).abs() > 1e-6
+    for i in range(len(out)):
+        rows, cols = changed[i, 0].any(dim=1).nonzero(), changed[i, 0].any(dim=0).nonzero()
+        assert len(rows) > 0, f"sample {i} has an erased patch"
+        assert len(cols) > 0, f"sample {i} has an erased patch"
+        patch = out[i, 0, rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        assert patch.numel() <= 0.2 * 28 * 28
+        assert patch.std() < 1e-6, "the patch is one flat shade"
+
+
+def test_noise_is_zero_mean_and_bounded(batch: torch.Tensor) -> None:
+    mid = torch.full((64, 1, 28, 28), 0.5)
+    out = only(noise=0.1)(mid, gen(0))
+    assert abs(float(out.mean()) - 0.5) < 0.01
+    assert 0.01 < float((out - 0.5).std()) < 0.1
+
+
+def test_blur_and_compress_remove_fine_detail() -> None:
+    checker = (torch.arange(28).view(1, 28) + torch.arange(28).view(28, 1)) % 2
+    x = checker.float().expand(4, 1, 28, 28).clone()
+    for aug in (only(blur=1.0), only(compress=1.0)):
+        out = aug(x, gen(0))
+        assert float((out[..., 1:] - out[..., :-1]).abs().mean()) < 0.5, aug
+
+
+def test_gamma_brightens_or_darkens_monotonically(batch: torch.Tensor) -> None:
+    out = only(gamma=1.0)(batch, gen(0))
+    flat_in, flat_out = batch.flatten(1), out.flatten(1)
+    order_in, order_out = flat_in.argsort(dim=1), flat_out.argsort(dim=1)
+    assert (order_in == order_out).float().mean() > 0.95, "gamma keeps the order of pixel values"
+    assert not torch.allclose(out, batch, atol=0.01)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"scale": (0.0, 1.0)}, {"hflip": 1.5}, {"noise": -0.1}, {"gamma": 3.0}, {"rotation": 200.0}]
+)
+def test_out_of_range_params_are_refused(bad: dict) -> None:
+    with pytest.raises(ValueError, match=f"augment.{next(iter(bad))}"):
+        only(**bad)
+
+
+class _Recorder(L.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net, self.seen = nn.Linear(784, 24), {"train": [], "val": []}
+
+    def _step(self, stage: str, batch) -> torch.Tensor:
+        self.seen[stage].append(batch[0].clone())
+        return nn.functional.cross_entropy(self.net(batch[0].flatten(1)), batch[1])
+
+    def training_step(self, batch, batch_idx):
+        return self._step("train", batch)
+
+    def validation_step(self, batch, batch_idx):
+        self._step("val", batch)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def test_datamodule_applies_it_to_training_batches_only(
+    crafted_processed: Path, tmp_path: Path, real: RealAugment
+) -> None:
+    dm = SignMNISTDataModule(crafted_processed, batch_size=16, eval_batch_size=50, augment=real, seed=0)
+    model = _Recorder()
+    trainer = L.Trainer(
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+        max_epochs=1,
+        limit_train_batches=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(model, datamodule=dm)
+    raw = {img.tobytes() for img in load_split(crafted_processed, "train")[0]}
+    train = (torch.cat(model.seen["train"]) * 255).round().to(torch.uint8).numpy()
+    assert sum(img.tobytes() in raw for img in train) == 0, "every training image is augmented"
+    val = torch.cat(model.seen["val"])
+    torch.testing.assert_close(val, torch.from_numpy(load_split(crafted_processed, "val")[0]).float() / 255)

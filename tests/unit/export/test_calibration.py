@@ -1,0 +1,142 @@
+"""Temperature scaling and the unsure threshold: fitted right, carried in the ONNX metadata, obeyed."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fingerspell.export.calibration import (
+    CalibrationSettings,
+    calibrate,
+    choose_threshold,
+    fit_temperature,
+    nll,
+    softmax,
+    summarise,
+)
+from fingerspell.export.metadata import PREFIX, build_metadata, read_metadata
+from fingerspell.export.onnx_export import export_onnx
+from fingerspell.export.wrapper import OnnxWrapper
+from fingerspell.inference.predictor import OnnxPredictor
+
+LETTERS = [chr(c) for c in range(ord("A"), ord("Z")) if chr(c) not in "JZ"]
+
+
+def overconfident(n: int, seed: int, accuracy: float = 0.7, scale: float = 12.0) -> tuple:
+    """Logits that pick the right class `accuracy` of the time, always with a huge margin."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 24, n)
+    picked = np.where(rng.random(n) < accuracy, labels, rng.integers(0, 24, n))
+    logits = rng.normal(0, 1, (n, 24))
+    logits[np.arange(n), picked] += scale
+    return logits, labels
+
+
+def test_fitted_temperature_lowers_held_out_nll_of_an_overconfident_model() -> None:
+    fit_logits, fit_labels = overconfident(2000, seed=0)
+    held_logits, held_labels = overconfident(2000, seed=1)
+    t = fit_temperature(fit_logits, fit_labels)
+    assert t > 2, "an over-confident model is softened"
+    assert nll(held_logits, held_labels, t) < 0.7 * nll(held_logits, held_labels)
+
+
+def test_fitted_temperature_is_the_nll_minimum() -> None:
+    logits, labels = overconfident(1000, seed=2)
+    t = fit_temperature(logits, labels)
+    for other in (t * 0.9, t * 1.1):
+        assert nll(logits, labels, t) <= nll(logits, labels, other)
+
+
+def test_temperature_never_changes_the_predicted_class() -> None:
+    logits, _ = overconfident(500, seed=3)
+    assert np.array_equal(softmax(logits).argmax(1), softmax(logits, 7.0).argmax(1))
+
+
+def test_empty_calibration_data_is_refused() -> None:
+    with pytest.raises(ValueError, match="no calibration data"):
+        fit_temperature(np.zeros((0, 24)), np.zeros(0, dtype=int))
+
+
+def test_threshold_rule_meets_the_target_on_the_answered_images() -> None:
+    rng = np.random.default_rng(0)
+    confidence = rng.random(5000)
+    correct = rng.random(5000) < confidence  # accuracy rises with confidence
+    t = choose_threshold(confidence, correct, 0.9)
+    assert correct[confidence >= t].mean() >= 0.9
+    lower = round(t - 0.01, 2)
+    assert correct[confidence >= lower].mean() < 0.9, "the lowest threshold meeting the target"
+    assert choose_threshold(confidence, np.ones(5000, bool), 0.9) == 0.0
+
+
+def test_summary_reports_coverage_and_accuracy_at_the_threshold() -> None:
+    logits, labels = overconfident(1000, seed=4)
+    s = summarise(logits, labels, temperature=3.0, threshold=0.5)
+    after = softmax(logits, 3.0)
+    answered = after.max(1) >= 0.5
+    assert s["coverage_at_threshold"] == pytest.approx(answered.mean(), abs=1e-4)
+    assert s["accuracy_at_threshold"] == pytest.approx((after.argmax(1) == labels)[answered].mean(), abs=1e-4)
+    assert 0 < answered.mean() < 1, "the threshold splits the set"
+    assert s["nll_after"] < s["nll_before"]
+    assert s["ece_after"] < s["ece_before"]
+
+
+class _Sharp(nn.Module):
+    """A fixed linear net with big weights: confident everywhere, like a CNN off its distribution."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(784, 24)
+        with torch.no_grad():
+            self.fc.weight.copy_(torch.randn(24, 784, generator=torch.Generator().manual_seed(0)) * 2)
+            self.fc.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.flatten(1))
+
+
+def test_calibrate_fits_on_augmented_held_out_images_and_reports_both_sets() -> None:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 1, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 24, 64)
+    wrapper = OnnxWrapper(_Sharp(), 0.5, 0.25)
+    flip = lambda x, generator=None: x.flip(-1)  # noqa: E731 - a deterministic stand-in augmentation
+    result = calibrate(wrapper, (images, labels), (images, labels), flip, CalibrationSettings(repeats=2))
+    assert result["held_out"]["images"] == 128
+    assert result["test"]["images"] == 64
+    assert result["temperature"] > 1
+    assert result["held_out"]["nll_after"] < result["held_out"]["nll_before"]
+    assert 0 <= result["unsure_threshold"] <= 0.99
+    fixed = calibrate(wrapper, (images, labels), (images, labels), None, CalibrationSettings(threshold=0.42))
+    assert fixed["unsure_threshold"] == 0.42
+    assert "fixed" in fixed["threshold_rule"]
+
+
+def test_temperature_and_threshold_land_in_the_onnx_metadata_and_drive_unsure(tmp_path: Path) -> None:
+    wrapper = OnnxWrapper(_Sharp(), 0.5, 0.25).eval()
+    meta = build_metadata(LETTERS, 0.5, 0.25, None, None, 18, temperature=40.0, unsure_threshold=0.6)
+    out = export_onnx(wrapper, tmp_path / "m.onnx", meta, 18)
+    import onnx
+
+    props = read_metadata(onnx.load(str(out)).metadata_props)
+    assert float(props[PREFIX + "temperature"]) == 40.0
+    assert float(props[PREFIX + "unsure_threshold"]) == 0.6
+    json.loads(props[PREFIX + "letters"])
+    image = np.random.default_rng(0).integers(0, 256, (1, 1, 28, 28)).astype(np.float32)
+    plain = OnnxPredictor(out, unsure_threshold=0.0)
+    calibrated = plain.predict_proba(image)
+    with torch.no_grad():
+        logits = wrapper(torch.from_numpy(image))[0].numpy()
+    np.testing.assert_allclose(calibrated, softmax(logits, 40.0), atol=1e-5)
+    top = float(calibrated.max())
+    assert top < 0.6, "a temperature of 40 softens this image below the threshold"
+    assert OnnxPredictor(out).predict(image, top_k=3)[0].unsure is True
+    assert OnnxPredictor(out, unsure_threshold=top / 2).predict(image, top_k=3)[0].unsure is False
+
+
+def test_uncalibrated_metadata_has_no_temperature() -> None:
+    meta = build_metadata(LETTERS, 0.5, 0.25, None, None, 18)
+    assert PREFIX + "temperature" not in meta
+    assert PREFIX + "unsure_threshold" not in meta
