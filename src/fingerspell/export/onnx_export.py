@@ -1,13 +1,12 @@
 """torch -> ONNX with the dynamo exporter, metadata attached, checked, written atomically."""
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import onnx
 import torch
 
+from fingerspell.atomic import temp_beside
 from fingerspell.export.wrapper import INPUT_NAME, OUTPUT_NAMES, OnnxWrapper
 
 log = logging.getLogger(__name__)
@@ -52,9 +51,7 @@ def save_model(model: onnx.ModelProto, out: Path) -> None:
     """Check `model` and write it to `out` through a temp file in the same folder."""
     onnx.checker.check_model(model, full_check=True)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
+    tmp = temp_beside(out)
     try:
         onnx.save_model(model, tmp)
         Path(tmp).replace(out)

@@ -1,8 +1,6 @@
 """The export stage: source -> checked ONNX -> int8 copy -> `reports/export.json` -> MLflow."""
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +8,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from fingerspell.atomic import temp_beside
 from fingerspell.data.processed import load_meta, load_split
 from fingerspell.evaluation.reports import write_json
 from fingerspell.evaluation.timing import throughput
@@ -106,10 +105,7 @@ def _export_checked(
         unsure_threshold=calibration["unsure_threshold"] if calibration else None,
     )
     out = Path(settings.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = temp_beside(out, suffix=".onnx")
     try:
         export_onnx(wrapper, tmp, meta, settings.opset)
         parity = check_parity(wrapper, OnnxPredictor(tmp), test[0], settings.parity_atol)

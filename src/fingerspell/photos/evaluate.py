@@ -1,14 +1,13 @@
 """Run the predictor over a photo set in one reading (full frame or hand box) and summarise."""
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fingerspell.atomic import temp_beside
 from fingerspell.inference.images import ImageError, read_image_file, to_model_input
 from fingerspell.inference.predictor import OnnxPredictor
 from fingerspell.photos.dataset import Photo, PhotoSetError, hand_box_square
@@ -74,12 +73,9 @@ def report(
 
 def write_json_atomic(data: dict[str, Any], path: Path) -> None:
     """Write JSON to a temp file beside `path`, then rename: never a half-written report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = temp_beside(path)
     try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
-        Path(tmp).replace(path)
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.replace(path)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)

@@ -7,8 +7,6 @@ half a report for DVC or MLflow to pick up.
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,13 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from fingerspell.atomic import temp_beside
+
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     """Call `write(tmp)` on a temp file beside `path`, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = temp_beside(path, suffix=path.suffix)
     try:
         write(tmp)
         tmp.replace(path)

@@ -1,0 +1,27 @@
+"""Temp files beside their destination, for write-then-rename outputs.
+
+`tempfile.mkstemp` creates files readable by the owner only (0600); an output renamed into
+place from it would keep that mode, so the mode is reset to what the umask gives a new file.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def temp_beside(path: Path, suffix: str = ".tmp") -> Path:
+    """A new empty temp file in `path`'s folder (created if needed), with ordinary permissions."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
+    return Path(name)
