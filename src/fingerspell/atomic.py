@@ -9,7 +9,8 @@ import tempfile
 from pathlib import Path
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process umask (reading it means setting it, so it is set straight back)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -21,7 +22,7 @@ def temp_beside(path: Path, suffix: str = ".tmp") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
+        os.fchmod(fd, 0o666 & ~current_umask())
     finally:
         os.close(fd)
     return Path(name)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from fingerspell.atomic import current_umask
 from fingerspell.data.errors import DataError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -29,7 +30,7 @@ def write_processed(
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    tmp.chmod(0o777 & ~_current_umask())  # mkdtemp makes 0700; the output is an ordinary folder
+    tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700; the output is an ordinary folder
     try:
         for split, (images, labels) in arrays.items():
             np.savez(tmp / f"{split}.npz", images=images, labels=labels)
@@ -41,12 +42,6 @@ def write_processed(
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def load_meta(data_dir: Path) -> dict[str, Any]:

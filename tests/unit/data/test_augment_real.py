@@ -28,6 +28,8 @@ OFF = {
     "noise": 0.0,
     "compress": 0.0,
     "erase": 0.0,
+    "erase_area": 0.1,
+    "p": 1.0,
 }
 
 
