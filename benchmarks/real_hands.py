@@ -13,12 +13,29 @@ import platform
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from fingerspell.inference.predictor import OnnxPredictor
 from fingerspell.photos.dataset import load_photo_set
-from fingerspell.photos.evaluate import READINGS, report, run_photos, write_json_atomic
+from fingerspell.photos.evaluate import READINGS, model_inputs, report, run_photos, write_json_atomic
 from fingerspell.photos.plots import plot_confusion, plot_coverage
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def dump_inputs(photos: list, letters: list[str], out: Path) -> int:
+    """The 28x28 inputs of both readings as one npz, for runs that score many models (real_ablation.py)."""
+    arrays = {reading: model_inputs(photos, reading)[0] for reading in READINGS}
+    index = {letter: i for i, letter in enumerate(letters)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        out,
+        labels=np.array([index[p.letter] for p in photos]),
+        groups=np.array([p.group for p in photos]),
+        **arrays,
+    )
+    print(f"wrote {out}: {len(photos)} photos, readings {', '.join(READINGS)}")
+    return 0
 
 
 def main() -> int:
@@ -27,6 +44,9 @@ def main() -> int:
     parser.add_argument("--dev-set", type=Path, default=REPO.parent / "shared" / "data" / "real-hands")
     parser.add_argument("--out", type=Path, default=REPO / "reports")
     parser.add_argument("--bootstrap", type=int, default=2000)
+    parser.add_argument(
+        "--dump-dev", type=Path, help="only write the model inputs of both readings to this npz"
+    )
     args = parser.parse_args()
     labels_csv = args.dev_set / "labels.csv"
     if not args.model.is_file() or not labels_csv.is_file():
@@ -34,6 +54,8 @@ def main() -> int:
         return 0
     predictor = OnnxPredictor(args.model)
     photos = load_photo_set(labels_csv, predictor.letters, group_column="photo_id")
+    if args.dump_dev:
+        return dump_inputs(photos, predictor.letters, args.dump_dev)
     results, curves = {}, {}
     plots = args.out / "real_hands"
     plots.mkdir(parents=True, exist_ok=True)

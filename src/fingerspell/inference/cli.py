@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fingerspell.inference.images import DEFAULT_MAX_PIXELS
+from fingerspell.inference.images import CROPS, DEFAULT_CROP, DEFAULT_MAX_PIXELS
 from fingerspell.inference.predictor import ModelError, OnnxPredictor, Prediction
 from fingerspell.inference.sources import Item, expand
 
@@ -35,6 +35,7 @@ class PredictSettings(BaseModel):
     threads: int | None = Field(None, ge=1)
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
     output: str = Field("table", pattern="^(table|json|csv)$")
+    crop: str = Field(DEFAULT_CROP, pattern="^(center|auto)$")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256, help="images per onnxruntime call (default 256)")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default up to 2)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
+    p.add_argument(
+        "--crop",
+        choices=CROPS,
+        default=DEFAULT_CROP,
+        help="how a photo becomes the 28x28 input: auto finds the hand first (default), center takes "
+        "the centre square",
+    )
     p.set_defaults(output="table")
     return p
 
@@ -130,10 +138,12 @@ def run(settings: PredictSettings, out: TextIO) -> int:
     from fingerspell.inference.model_source import resolve_model_path
 
     predictor = OnnxPredictor(resolve_model_path(settings.model), threads=settings.threads)
-    model_info = {"path": settings.model, **predictor.metadata.to_dict()}
+    model_info = {"path": settings.model, "crop": settings.crop, **predictor.metadata.to_dict()}
     writer = _Writer(settings.output, out, settings.top_k, model_info)
     failed = 0
-    for batch in _batches(expand(settings.inputs, settings.max_pixels), settings.batch_size):
+    for batch in _batches(
+        expand(settings.inputs, settings.max_pixels, crop=settings.crop), settings.batch_size
+    ):
         good = [i for i in batch if i.pixels is not None]
         preds = iter(
             predictor.predict(np.stack([i.pixels for i in good if i.pixels is not None]), settings.top_k)

@@ -9,18 +9,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fingerspell.inference.handfinder import Box, find_hand
+
+CROPS = ("center", "auto")  # centre square, or the hand finder's square
+DEFAULT_CROP = "auto"  # measured: +1.6 points on real photos, no loss on tight crops (README)
 DEFAULT_MAX_PIXELS = 40_000_000  # a 40 MP photo; anything larger is refused, not decoded
 MODEL_SIZE = 28
-
-Box = tuple[float, float, float, float]  # left, top, right, bottom in pixels
 
 
 class ImageError(ValueError):
     """An input that cannot be turned into a model input; the message is one line for the user."""
 
 
-def read_image_file(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open an image file by path, with errors that name the file."""
+def read_image_file(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, colour: bool = False) -> Image.Image:
+    """Open an image file by path, with errors that name the file; `colour` keeps colour for the hand finder."""
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError as err:
@@ -29,11 +31,15 @@ def read_image_file(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.I
         raise ImageError(f"{path}: is a folder, not an image") from err
     except PermissionError as err:
         raise ImageError(f"{path}: not readable (permission denied)") from err
-    return decode_image(data, str(path), max_pixels)
+    return decode_image(data, str(path), max_pixels, colour)
 
 
-def decode_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def decode_image(
+    data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS, colour: bool = False
+) -> Image.Image:
     """Decode image bytes (PNG, JPEG, BMP, WebP, GIF first frame, ...), honouring EXIF orientation.
+
+    JPEGs decode at reduced scale, in grey unless `colour` (the hand finder needs colour).
 
     Raises:
         ImageError: empty, not an image, truncated, or over `max_pixels`.
@@ -50,7 +56,8 @@ def decode_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -
             )
         img.seek(0)  # first frame of an animation
         if img.format == "JPEG":
-            img.draft("L", (MODEL_SIZE * 8, MODEL_SIZE * 8))  # decode luma at reduced scale: much faster
+            # decode at reduced scale (luma only unless colour is needed): much faster
+            img.draft("RGB" if colour else "L", (MODEL_SIZE * 8, MODEL_SIZE * 8))
         img.load()
         return ImageOps.exif_transpose(img) or img
     except UnidentifiedImageError as err:
@@ -79,17 +86,28 @@ def center_square(width: int, height: int) -> Box:
     return (left, top, left + side, top + side)
 
 
-def to_model_input(img: Image.Image, box: Box | None = None, size: int = MODEL_SIZE) -> np.ndarray:
-    """Grey, crop to `box` (default: centre square), resize with antialiasing -> float32 (size, size) 0-255."""
+def crop_box(img: Image.Image, crop: str = DEFAULT_CROP) -> Box:
+    """The square the model sees: the centre square, or where the hand finder puts the hand."""
+    if crop not in CROPS:
+        raise ValueError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
+    return find_hand(img) if crop == "auto" else center_square(*img.size)
+
+
+def to_model_input(
+    img: Image.Image, box: Box | None = None, size: int = MODEL_SIZE, crop: str = DEFAULT_CROP
+) -> np.ndarray:
+    """Crop to `box` (default: by `crop`), grey, resize with antialiasing -> float32 (size, size) 0-255."""
+    box = box or crop_box(img, crop)
     grey = to_grey(img)
-    box = box or center_square(*grey.size)
     small = grey.resize((size, size), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
     return np.asarray(small, dtype=np.float32)
 
 
-def image_bytes_to_input(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Bytes of an image file -> model input (28, 28) float32."""
-    return to_model_input(decode_image(data, name, max_pixels))
+def image_bytes_to_input(
+    data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS, crop: str = DEFAULT_CROP
+) -> np.ndarray:
+    """Bytes of an image file -> model input (28, 28) float32, cropped by `crop` (center|auto)."""
+    return to_model_input(decode_image(data, name, max_pixels, colour=crop == "auto"), crop=crop)
 
 
 def array_to_input(values: object, name: str, size: int = MODEL_SIZE) -> np.ndarray:

@@ -15,6 +15,7 @@ from typing import BinaryIO
 import numpy as np
 
 from fingerspell.inference.images import (
+    DEFAULT_CROP,
     ImageError,
     array_to_input,
     decode_image,
@@ -38,14 +39,15 @@ class Item:
     expected: str | None = None  # the letter a labelled CSV row names
 
 
-def _image_item(name: str, data: bytes | None, path: Path | None, max_pixels: int) -> Item:
+def _image_item(name: str, data: bytes | None, path: Path | None, max_pixels: int, crop: str) -> Item:
+    colour = crop == "auto"  # the hand finder works on colour
     try:
         img = (
-            read_image_file(path, max_pixels)
+            read_image_file(path, max_pixels, colour)
             if path is not None
-            else decode_image(data or b"", name, max_pixels)
+            else decode_image(data or b"", name, max_pixels, colour)
         )
-        return Item(name, to_model_input(img))
+        return Item(name, to_model_input(img, crop=crop))
     except ImageError as err:
         return Item(name, error=str(err))
 
@@ -97,7 +99,7 @@ def csv_items(text: str, name: str) -> Iterator[Item]:
         yield Item(name, error=f"{name}: CSV has a header but no rows")
 
 
-def _file_items(path: Path, max_pixels: int) -> Iterator[Item]:
+def _file_items(path: Path, max_pixels: int, crop: str) -> Iterator[Item]:
     if path.suffix.lower() == CSV_SUFFIX:
         try:
             text = path.read_text(encoding="utf-8-sig", errors="replace")
@@ -106,23 +108,28 @@ def _file_items(path: Path, max_pixels: int) -> Iterator[Item]:
             return
         yield from csv_items(text, str(path))
     else:
-        yield _image_item(str(path), None, path, max_pixels)
+        yield _image_item(str(path), None, path, max_pixels, crop)
 
 
-def _stdin_items(stream: BinaryIO, max_pixels: int) -> Iterator[Item]:
+def _stdin_items(stream: BinaryIO, max_pixels: int, crop: str) -> Iterator[Item]:
     data = stream.read()
     head = data[:16].lstrip(b"\xef\xbb\xbf").lower()
     if head.startswith((b"label,", b"pixel1,")):
         yield from csv_items(data.decode("utf-8", errors="replace"), "<stdin>")
     else:
-        yield _image_item("<stdin>", data, None, max_pixels)
+        yield _image_item("<stdin>", data, None, max_pixels, crop)
 
 
-def expand(inputs: list[str], max_pixels: int, stdin: BinaryIO | None = None) -> Iterator[Item]:
-    """Every input, in order: folders walked recursively (sorted; hidden files and unknown suffixes skipped)."""
+def expand(
+    inputs: list[str], max_pixels: int, stdin: BinaryIO | None = None, crop: str = DEFAULT_CROP
+) -> Iterator[Item]:
+    """Every input, in order: folders walked recursively (sorted; hidden files and unknown suffixes skipped).
+
+    Photos are cropped by `crop` (center|auto); CSV rows are 28x28 crops already.
+    """
     for spec in inputs:
         if spec == "-":
-            yield from _stdin_items(stdin or sys.stdin.buffer, max_pixels)
+            yield from _stdin_items(stdin or sys.stdin.buffer, max_pixels, crop)
             continue
         path = Path(spec)
         if path.is_dir():
@@ -138,8 +145,8 @@ def expand(inputs: list[str], max_pixels: int, stdin: BinaryIO | None = None) ->
                     spec, error=f"{spec}: folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))}) or CSVs"
                 )
             for file in files:
-                yield from _file_items(file, max_pixels)
+                yield from _file_items(file, max_pixels, crop)
         elif not path.exists():
             yield Item(spec, error=f"{spec}: no such file or folder")
         else:
-            yield from _file_items(path, max_pixels)
+            yield from _file_items(path, max_pixels, crop)

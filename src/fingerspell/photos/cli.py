@@ -22,7 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("model", help="path to the .onnx model")
     parser.add_argument("source", type=Path, help="folder with one subfolder per letter, or a CSV")
     parser.add_argument(
-        "--reading", choices=READINGS, default="full", help="full frame (centre crop) or hand box"
+        "--reading",
+        choices=READINGS,
+        default="full",
+        help="full frame (centre crop), auto (the hand finder's crop) or box (the CSV's hand box)",
     )
     parser.add_argument("--group-column", help="CSV column that groups versions of one photo, e.g. photo_id")
     parser.add_argument("--threshold", type=float, help="confidence threshold (default: the model's own)")

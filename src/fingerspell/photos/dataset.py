@@ -7,8 +7,6 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from fingerspell.inference.images import Box
-
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 BOX_COLUMNS = ("box_cx", "box_cy", "box_w", "box_h")
 
@@ -87,14 +85,3 @@ def _from_csv(path: Path, letters: tuple[str, ...], group_column: str | None) ->
             group = row[group_column] if group_column else row["path"]
             photos.append(Photo(path=image, letter=letter, group=group, box=box))  # type: ignore[arg-type]
     return photos
-
-
-def hand_box_square(
-    box: tuple[float, float, float, float], width: int, height: int, margin: float = 0.15
-) -> Box:
-    """A square around a normalised (cx, cy, w, h) hand box with `margin` on each side, kept inside the image."""
-    cx, cy, bw, bh = box[0] * width, box[1] * height, box[2] * width, box[3] * height
-    side = min(max(bw, bh) * (1 + 2 * margin), width, height)
-    left = min(max(cx - side / 2, 0.0), width - side)
-    top = min(max(cy - side / 2, 0.0), height - side)
-    return (left, top, left + side, top + side)

@@ -1,4 +1,4 @@
-"""Run the predictor over a photo set in one reading (full frame or hand box) and summarise."""
+"""Run the predictor over a photo set in one reading (full frame, found hand, or hand box) and summarise."""
 
 import json
 from dataclasses import dataclass
@@ -8,12 +8,13 @@ from typing import Any
 import numpy as np
 
 from fingerspell.atomic import temp_beside
+from fingerspell.inference.handfinder import square_around
 from fingerspell.inference.images import ImageError, read_image_file, to_model_input
 from fingerspell.inference.predictor import OnnxPredictor
-from fingerspell.photos.dataset import Photo, PhotoSetError, hand_box_square
+from fingerspell.photos.dataset import Photo, PhotoSetError
 from fingerspell.photos.metrics import summarise
 
-READINGS = ("full", "box")
+READINGS = ("full", "auto", "box")  # centre crop, the hand finder's crop, the annotated hand box
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,9 @@ def model_inputs(photos: list[Photo], reading: str) -> tuple[np.ndarray, list[in
     arrays, kept, failed = [], [], []
     for i, photo in enumerate(photos):
         try:
-            img = read_image_file(photo.path)
-            box = hand_box_square(photo.box, *img.size) if reading == "box" and photo.box else None
-            arrays.append(to_model_input(img, box=box))
+            img = read_image_file(photo.path, colour=reading == "auto")
+            box = square_around(photo.box, *img.size) if reading == "box" and photo.box else None
+            arrays.append(to_model_input(img, box=box, crop="auto" if reading == "auto" else "center"))
             kept.append(i)
         except ImageError as err:
             failed.append(str(err))

@@ -76,7 +76,8 @@ def _metadata(predictor: OnnxPredictor, settings: ServeSettings) -> dict[str, An
         meta["input"] = raw_input
     meta["unsure_threshold"] = predictor.unsure_threshold
     meta["service_version"] = fingerspell.__version__
-    meta["limits"] = settings.model_dump()
+    meta["limits"] = settings.model_dump(exclude={"crop"})
+    meta["crop"] = settings.crop
     return meta
 
 
@@ -121,7 +122,7 @@ def create_app(predictor: OnnxPredictor, settings: ServeSettings | None = None) 
         # a thread-pool hop costs. Query parsed here, not as a FastAPI dependency: a third
         # of the framework time per request (profiled under benchmarks/serve_load.py).
         options = read_options(request)
-        items = await read_items(request, settings)
+        items = await read_items(request, settings, options.crop)
         batch = np.stack([pixels for _, pixels in items])
         answers = predictor.predict(batch, top_k=options.top_k or settings.default_top_k)
         body = PredictResponse(

@@ -15,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from fingerspell.inference.images import ImageError
+from fingerspell.inference.images import CROPS, ImageError
 from fingerspell.inference.model_source import resolve_model_path
 from fingerspell.inference.predictor import ModelError, OnnxPredictor
 from fingerspell.serve.app import create_app
@@ -75,6 +75,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-images", type=int, default=None, help="most images per request")
     parser.add_argument("--max-pixels", type=int, default=None, help="largest image (width x height)")
     parser.add_argument(
+        "--crop",
+        choices=CROPS,
+        default=None,
+        help="photo to 28x28 unless a request says: auto finds the hand first (default), center the centre square",
+    )
+    parser.add_argument(
         "--graceful-timeout", type=float, default=30.0, help="seconds to finish requests on SIGTERM"
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -88,6 +94,7 @@ def _config(args: argparse.Namespace) -> WorkerConfig:
             "max_upload_bytes": args.max_upload_bytes,
             "max_images": args.max_images,
             "max_pixels": args.max_pixels,
+            "crop": args.crop,
         }.items()
         if value is not None
     }

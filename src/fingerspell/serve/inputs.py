@@ -27,7 +27,7 @@ DEFAULT_OPTIONS = PredictOptions()
 
 
 def read_options(request: Request) -> PredictOptions:
-    """Query parameters (`top_k`, `view`), strictly: an unknown one is a 422, not silently ignored."""
+    """Query parameters (`top_k`, `view`, `crop`), strictly: an unknown one is a 422, not silently ignored."""
     if not request.url.query:
         return DEFAULT_OPTIONS
     params = request.query_params
@@ -78,7 +78,7 @@ def _check_count(count: int, settings: ServeSettings) -> None:
         )
 
 
-async def _from_multipart(request: Request, settings: ServeSettings) -> list[Item]:
+async def _from_multipart(request: Request, settings: ServeSettings, crop: str) -> list[Item]:
     form = await request.form()
     try:
         extra = [key for key, value in form.multi_items() if not isinstance(value, UploadFile)]
@@ -92,7 +92,7 @@ async def _from_multipart(request: Request, settings: ServeSettings) -> list[Ite
         for index, upload in enumerate(uploads):
             name = upload.filename or f"file[{index}]"
             data = await upload.read()
-            items.append((name, image_bytes_to_input(data, name, settings.max_pixels)))
+            items.append((name, image_bytes_to_input(data, name, settings.max_pixels, crop)))
         return items
     except ImageError as err:
         raise ApiError(422, str(err)) from err
@@ -118,8 +118,11 @@ async def _from_json(request: Request, settings: ServeSettings) -> list[Item]:
         raise ApiError(422, str(err)) from err
 
 
-async def read_items(request: Request, settings: ServeSettings) -> list[Item]:
-    """Every image in the request as a model input, or an `ApiError` saying what is wrong."""
+async def read_items(request: Request, settings: ServeSettings, crop: str | None = None) -> list[Item]:
+    """Every image in the request as a model input, or an `ApiError` saying what is wrong.
+
+    Uploaded photos are cropped by `crop` (default: the server's); JSON arrays are 28x28 already.
+    """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in ("multipart/form-data", "application/json"):
         shown = content_type or "none"
@@ -128,7 +131,7 @@ async def read_items(request: Request, settings: ServeSettings) -> list[Item]:
     limited = Request(request.scope, _limited(request.receive, settings.max_upload_bytes))
     if content_type == "application/json":
         return await _from_json(limited, settings)
-    return await _from_multipart(limited, settings)
+    return await _from_multipart(limited, settings, crop or settings.crop)
 
 
 def view_png(pixels: np.ndarray) -> str:

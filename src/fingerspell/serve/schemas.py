@@ -1,6 +1,6 @@
 """Request and response bodies of the HTTP API (validated, documented in `/docs`)."""
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,6 +15,11 @@ class PredictOptions(BaseModel):
     top_k: int | None = Field(default=None, ge=1, le=24, description="letters per answer (default 3)")
     view: bool = Field(
         default=False, description="also return the 28x28 view the model saw, as a PNG data URL"
+    )
+    crop: Literal["center", "auto"] | None = Field(
+        default=None,
+        description="photo to 28x28: auto finds the hand first, center takes the centre square "
+        "(default: the server's --crop)",
     )
 
 

@@ -1,8 +1,10 @@
 """Service settings: the limits that keep one request from taking the server down."""
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from fingerspell.inference.images import DEFAULT_MAX_PIXELS
+from fingerspell.inference.images import DEFAULT_CROP, DEFAULT_MAX_PIXELS
 
 
 class ServeSettings(BaseModel):
@@ -13,6 +15,8 @@ class ServeSettings(BaseModel):
         max_images: most images in one request (413 above it).
         max_pixels: largest image (width x height) that is decoded at all; a decompression-bomb guard.
         default_top_k: how many letters each answer lists when the request does not say.
+        crop: how an uploaded photo becomes the 28x28 input when the request does not say
+            (`auto`: find the hand first; `center`: the centre square).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -21,3 +25,4 @@ class ServeSettings(BaseModel):
     max_images: int = Field(default=16, gt=0)
     max_pixels: int = Field(default=DEFAULT_MAX_PIXELS, gt=0)
     default_top_k: int = Field(default=3, ge=1)
+    crop: Literal["center", "auto"] = DEFAULT_CROP

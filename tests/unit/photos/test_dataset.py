@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 from fingerspell.data.labels import LETTERS
-from fingerspell.photos.dataset import PhotoSetError, hand_box_square, load_photo_set
+from fingerspell.inference.handfinder import square_around as hand_box_square
+from fingerspell.photos.dataset import PhotoSetError, load_photo_set
 
 
 def write_png(path: Path, value: int = 128) -> None:

@@ -73,7 +73,8 @@ async function predict(blob, name) {
   const form = new FormData();
   form.append("file", blob, name || "photo.png");
   try {
-    const response = await fetch("/predict?view=true&top_k=3", { method: "POST", body: form });
+    const crop = $("find-hand").checked ? "auto" : "center";
+    const response = await fetch(`/predict?view=true&top_k=3&crop=${crop}`, { method: "POST", body: form });
     const body = await response.json();
     if (!response.ok) {
       showError(body.message || `the server answered ${response.status}`);
@@ -154,6 +155,7 @@ async function loadModelInfo() {
   try {
     const meta = await (await fetch("/metadata")).json();
     const run = meta.run_id ? `run ${meta.run_id.slice(0, 12)}` : "no run id";
+    if (meta.crop) $("find-hand").checked = meta.crop === "auto";
     $("model-info").textContent =
       `model ${meta.version || "unversioned"} · ${run} · ${meta.letters.length} letters`;
   } catch (err) {

@@ -1,0 +1,201 @@
+"""Ablation of the `augment=real` recipe: each ingredient off in turn, several seeds, a bigger net.
+
+Every run trains with the project's own conf tree (Hydra compose API, the same overrides a user
+would type), keeps the best checkpoint on val/loss, and scores it on the official test split and
+on a prepared dev array of real photos in both readings (full frame, hand box). Runs are
+separate processes, so several share one GPU (or the CPU cores) at once.
+
+The dev array is made by `benchmarks/real_hands.py --dump-dev` from `../shared/data/real-hands`
+with the product's own image path (grey, crop, Lanczos to 28x28); it is read, never trained on.
+
+    python benchmarks/real_ablation.py --dev reports/real_hands/dev_inputs.npz --jobs 2 \
+        --runs classic real real-no_background --seeds 0 1 2 --epochs 12
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# name -> Hydra overrides; every `real-no_*` row is `real` with one ingredient off.
+RECIPES: dict[str, list[str]] = {
+    "classic": ["augment=classic"],
+    "real": ["augment=real"],
+    "real-half": ["augment=real", "augment.p=0.5"],
+    "real-no_background": ["augment=real", "augment.background=0", "augment.background_blend=0"],
+    "real-no_photometric": ["augment=real", "augment.gamma=0", "augment.brightness=0", "augment.contrast=0"],
+    "real-no_degradation": ["augment=real", "augment.blur=0", "augment.noise=0", "augment.compress=0"],
+    "real-no_erase": ["augment=real", "augment.erase=0"],
+    "real-no_zoom_out": ["augment=real", "augment.scale=[0.9,1.1]", "augment.translate=0.1"],
+    "real-no_flip": ["augment=real", "augment.hflip=0"],
+    "real-resnet": ["augment=real", "model=resnet", "model.widths=[32,64,128]", "model.blocks_per_stage=2"],
+}
+
+
+def bootstrap_ci(correct: np.ndarray, groups: np.ndarray, n: int = 2000, seed: int = 0) -> list[float]:
+    """95% interval of the mean over resampled groups (photos of one source move together)."""
+    keys, inverse = np.unique(groups, return_inverse=True)
+    hits = np.bincount(inverse, weights=correct.astype(float), minlength=len(keys))
+    counts = np.bincount(inverse, minlength=len(keys))
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(keys), size=(n, len(keys)))
+    means = hits[pick].sum(1) / counts[pick].sum(1)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+
+
+def run_one(recipe: str, seed: int, epochs: int, dev: Path, out: Path, save: Path | None) -> None:
+    """Train one recipe/seed and write its scores as JSON to `out`."""
+    import lightning as L
+    import torch
+    from hydra import compose, initialize_config_dir
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from fingerspell.configs import CONFIG_DIR
+    from fingerspell.training.build import build_datamodule, build_module
+
+    torch.set_num_threads(max(1, int(os.environ.get("ABLATION_THREADS", "1"))))
+    gpu = torch.cuda.is_available()
+    overrides = RECIPES[recipe] + [
+        f"seed={seed}",
+        f"trainer.max_epochs={epochs}",
+        "logger=none",
+        f"paths.processed_dir={ROOT / 'data/processed'}",
+    ]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    L.seed_everything(seed, workers=True, verbose=False)
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule)
+    ckpt_dir = Path(out).with_suffix("")
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/loss", mode="min")
+    trainer = L.Trainer(
+        accelerator="gpu" if gpu else "cpu",
+        devices=1,
+        max_epochs=epochs,
+        precision="bf16-mixed" if gpu else "32-true",
+        logger=False,
+        callbacks=[checkpoint],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=str(ckpt_dir),
+    )
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    fit_s = time.perf_counter() - start
+    best = type(module).load_from_checkpoint(checkpoint.best_model_path, map_location="cpu")
+    net = best.inference_model()
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.asarray(images, np.float32)).view(-1, 1, 28, 28) / 255
+        with torch.no_grad():
+            return torch.cat([net(chunk).softmax(1) for chunk in x.split(2048)]).numpy()
+
+    test = np.load(ROOT / "data/processed/test.npz")
+    test_acc = float((predict(test["images"]).argmax(1) == test["labels"]).mean())
+    arrays = np.load(dev)
+    result = {
+        "recipe": recipe,
+        "overrides": RECIPES[recipe],
+        "seed": seed,
+        "epochs": epochs,
+        "epochs_run": int(trainer.current_epoch),
+        "fit_s": round(fit_s, 1),
+        "device": "cuda" if gpu else "cpu",
+        "val_loss": float(checkpoint.best_model_score),
+        "test_acc": test_acc,
+    }
+    for reading in ("full", "box"):
+        probs = predict(arrays[reading])
+        labels = arrays["labels"]
+        top = np.argsort(-probs, 1)
+        correct = top[:, 0] == labels
+        result[f"dev_{reading}_top1"] = float(correct.mean())
+        result[f"dev_{reading}_top1_ci"] = bootstrap_ci(correct, arrays["groups"])
+        result[f"dev_{reading}_top3"] = float((top[:, :3] == labels[:, None]).any(1).mean())
+    if save is not None:
+        save.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {"state_dict": best.state_dict(), "hyper_parameters": dict(best.hparams)},
+            save / f"{recipe}_s{seed}.pt",
+        )
+    Path(out).write_text(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dev", type=Path, required=True, help="npz of full/box/labels/groups")
+    parser.add_argument("--runs", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once")
+    parser.add_argument("--work", type=Path, default=ROOT / "logs/ablation")
+    parser.add_argument("--save", type=Path, default=None, help="save each best model's weights here")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/real_ablation.json")
+    parser.add_argument("--one", nargs=2, metavar=("RECIPE", "SEED"), help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        run_one(args.one[0], int(args.one[1]), args.epochs, args.dev, args.result, args.save)
+        return
+    args.work.mkdir(parents=True, exist_ok=True)
+    queue = [(r, s) for s in args.seeds for r in args.runs]
+    running: list[tuple[subprocess.Popen, Path]] = []
+    results = []
+    start = time.perf_counter()
+    while queue or running:
+        while queue and len(running) < args.jobs:
+            recipe, seed = queue.pop(0)
+            result = args.work / f"{recipe}_s{seed}.json"
+            cmd = [
+                sys.executable,
+                __file__,
+                "--one",
+                recipe,
+                str(seed),
+                "--epochs",
+                str(args.epochs),
+                "--dev",
+                str(args.dev),
+                "--result",
+                str(result),
+            ]
+            if args.save:
+                cmd += ["--save", str(args.save)]
+            log = (args.work / f"{recipe}_s{seed}.log").open("w")
+            running.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), result))
+        time.sleep(1)
+        for proc, result in list(running):
+            if proc.poll() is not None:
+                running.remove((proc, result))
+                if proc.returncode == 0 and result.exists():
+                    row = json.loads(result.read_text())
+                    results.append(row)
+                    print(json.dumps(row), flush=True)
+                    write_results(
+                        args.out, results, start
+                    )  # after each run: a cut-off sweep keeps what it has
+                else:
+                    print(
+                        f"FAILED {result.stem} (exit {proc.returncode}); see {result.with_suffix('.log')}",
+                        flush=True,
+                    )
+    write_results(args.out, results, start)
+
+
+def write_results(out: Path, results: list[dict], start: float) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"wall_s": round(time.perf_counter() - start, 1), "runs": results}, indent=2))
+    tmp.replace(out)
+
+
+if __name__ == "__main__":
+    main()
