@@ -1,4 +1,4 @@
-"""`fingerspell-export calibration.enabled=true`: T and the threshold in the model, honest report."""
+"""Export calibration: the shipped default (threshold only) and `calibration.temperature=true` (T too)."""
 
 import json
 import subprocess
@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from PIL import Image, ImageDraw
 
 from fingerspell.data.processed import load_split
 from fingerspell.export.calibration import nll
@@ -16,22 +17,37 @@ from fingerspell.inference.predictor import OnnxPredictor
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def calibrated(
-    trained_checkpoint: Path, processed_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    """The session's trained checkpoint through the real CLI, calibration switched on with the shipped settings."""
-    out = tmp_path_factory.mktemp("calibrated")
+def export(checkpoint: Path, processed_dir: Path, out: Path, *overrides: str) -> Path:
+    """The session's trained checkpoint through the real export CLI, shipped settings + `overrides`."""
     cmd = [
         sys.executable, "-m", "fingerspell.export.cli",
-        f"source={trained_checkpoint}", f"paths.processed_dir={processed_dir}",
+        f"source={checkpoint}", f"paths.processed_dir={processed_dir}",
         f"output={out / 'model.onnx'}", f"int8_output={out / 'model.int8.onnx'}",
         f"report={out / 'export.json'}", f"train_run={out / 'train_run.json'}",
-        f"hydra.run.dir={out / 'hydra'}", "quantize.enabled=false", "mlflow.log=false", "calibration.enabled=true",
+        f"hydra.run.dir={out / 'hydra'}", "quantize.enabled=false", "mlflow.log=false", *overrides,
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     return out
+
+
+@pytest.fixture(scope="module")
+def calibrated(
+    trained_checkpoint: Path, processed_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """Temperature scaling switched on (opt-in) on top of the shipped threshold."""
+    return export(
+        trained_checkpoint,
+        processed_dir,
+        tmp_path_factory.mktemp("calibrated"),
+        "calibration.temperature=true",
+    )
+
+
+@pytest.fixture(scope="module")
+def shipped(trained_checkpoint: Path, processed_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The export as `dvc repro` runs it: the unsure threshold, no temperature."""
+    return export(trained_checkpoint, processed_dir, tmp_path_factory.mktemp("shipped"))
 
 
 def textured_scene(seed: int, n: int = 8) -> np.ndarray:
@@ -88,3 +104,59 @@ def test_a_scene_without_a_hand_is_unsure_and_test_images_are_answered(
     # calibrated for photos, an unaugmented fixture model is cautious even on clean crops
     assert answered > 0.2, "clean test images are answered far more often than scenes"
     assert answered > np.mean([not p.unsure for p in scenes]) + 0.1
+
+
+def colour_scene(seed: int) -> Image.Image:
+    """A 320x240 colour room with no hand: a wall colour, boxes, discs and a striped rug."""
+    rng = np.random.default_rng(seed)
+    img = Image.new("RGB", (320, 240), tuple(int(v) for v in rng.integers(40, 220, 3)))
+    draw = ImageDraw.Draw(img)
+    for _ in range(10):
+        x, y = int(rng.integers(0, 300)), int(rng.integers(0, 220))
+        w, h = (int(v) for v in rng.integers(15, 120, 2))
+        shape = draw.rectangle if rng.random() < 0.5 else draw.ellipse
+        shape([x, y, x + w, y + h], fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+    for x in range(0, 320, 16):
+        draw.rectangle([x, 200, x + 7, 240], fill=(30, 30, 30))
+    return img
+
+
+def test_shipped_export_has_a_threshold_and_no_temperature(shipped: Path) -> None:
+    cal = json.loads((shipped / "export.json").read_text())["calibration"]
+    props = {p.key: p.value for p in onnx.load(str(shipped / "model.onnx")).metadata_props}
+    assert cal["temperature"] is None
+    assert "fingerspell.temperature" not in props
+    assert float(props["fingerspell.unsure_threshold"]) == cal["unsure_threshold"]
+    assert "real-photo augmentation" in cal["fitted_on"], "the threshold sees shifted held-out images"
+    assert cal["held_out"]["ece_after"] == cal["held_out"]["ece_before"], "no temperature, same probabilities"
+
+
+def test_predict_crop_auto_says_unsure_for_a_scene_without_a_hand(
+    shipped: Path, processed_dir: Path, tmp_path: Path
+) -> None:
+    """The issue's check, through the real CLI: a drawn room with no hand comes back `unsure`."""
+    scenes = []
+    for seed in range(6):
+        path = tmp_path / f"scene{seed}.jpg"
+        colour_scene(seed).save(path, quality=90)
+        scenes.append(str(path))
+    images, _labels = load_split(processed_dir, "test")
+    crops = []
+    for i in range(40):
+        path = tmp_path / f"crop{i}.png"
+        Image.fromarray(images[i, 0]).resize((112, 112)).save(path)
+        crops.append(str(path))
+    cmd = [sys.executable, "-m", "fingerspell.inference.cli", str(shipped / "model.onnx"), *scenes, *crops]
+    done = subprocess.run([*cmd, "--crop", "auto", "--json"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["model"]["crop"] == "auto"
+    assert doc["model"]["unsure_threshold"] is not None
+    rows = {Path(r["input"]).name: r for r in doc["predictions"]}
+    for row in rows.values():
+        assert row["letter"] in doc["model"]["letters"]
+        assert len(row["top_k"]) == 3
+    scene_unsure = [rows[f"scene{s}.jpg"]["unsure"] for s in range(6)]
+    crops_answered = [not rows[f"crop{i}.png"]["unsure"] for i in range(40)]
+    assert sum(scene_unsure) >= 5, [rows[f"scene{s}.jpg"]["probability"] for s in range(6)]
+    assert np.mean(crops_answered) > 0.5, "clean Sign-MNIST crops are mostly answered"

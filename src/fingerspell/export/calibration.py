@@ -26,7 +26,8 @@ from fingerspell.photos.metrics import expected_calibration_error
 class CalibrationSettings:
     """What to fit on and how: repeats of the augmented validation split, the threshold rule."""
 
-    enabled: bool = True
+    enabled: bool = True  # the `unsure` threshold (and the report)
+    temperature: bool = False  # also fit T; off, probabilities stay the plain softmax (T = 1)
     repeats: int = 2  # passes of the validation split, each under fresh augmentation
     seed: int = 0
     target_accuracy: float = 0.9  # answered held-out images must be at least this accurate
@@ -125,7 +126,7 @@ def calibrate(
     augment: nn.Module | None,
     settings: CalibrationSettings,
 ) -> dict[str, Any]:
-    """Fit T on augmented held-out images, choose the threshold, and report both data sets."""
+    """Fit T (if asked) on augmented held-out images, choose the threshold, and report both data sets."""
     wrapper = wrapper.eval()
     generator = torch.Generator().manual_seed(settings.seed)
     images, labels = held_out
@@ -136,7 +137,7 @@ def calibrate(
         ]
     )
     labels = np.tile(labels, max(settings.repeats, 1))
-    temperature = fit_temperature(logits, labels)
+    temperature = fit_temperature(logits, labels) if settings.temperature else 1.0
     # the threshold sees clean and shifted held-out images together: answer what looks like a
     # sign the model knows, refuse what looks like the hard shifted cases
     plain_logits = model_logits(wrapper, images, batch_size=settings.batch_size)
@@ -150,7 +151,7 @@ def calibrate(
     )
     test_logits = model_logits(wrapper, test[0], batch_size=settings.batch_size)
     return {
-        "temperature": round(temperature, 4),
+        "temperature": round(temperature, 4) if settings.temperature else None,
         "unsure_threshold": threshold,
         "threshold_rule": (
             f"lowest confidence where held-out accuracy (plain + augmented) >= {settings.target_accuracy}"

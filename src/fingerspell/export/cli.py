@@ -28,6 +28,7 @@ def settings_from_config(cfg: DictConfig) -> ExportSettings:
     threshold = c.get("threshold")
     calibration = CalibrationSettings(
         enabled=bool(c.get("enabled", False)),
+        temperature=bool(c.get("temperature", False)),
         repeats=int(c.get("repeats", 2)),
         seed=int(c.get("seed", 0)),
         target_accuracy=float(c.get("target_accuracy", 0.9)),
@@ -71,8 +72,8 @@ def main(cfg: DictConfig) -> None:
     if report.get("calibration"):
         cal = report["calibration"]
         log.info(
-            "calibrated: T=%.3f, unsure below %.2f; test ECE %.3f -> %.3f",
-            cal["temperature"],
+            "calibrated: T=%s, unsure below %.2f; test ECE %.3f -> %.3f",
+            cal["temperature"] or "1 (not fitted)",
             cal["unsure_threshold"],
             cal["test"]["ece_before"],
             cal["test"]["ece_after"],

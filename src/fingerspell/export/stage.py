@@ -80,8 +80,8 @@ def _calibrate(
     held_out = load_split(settings.processed_dir, "val")
     result = calibrate(wrapper, held_out, test, settings.calibration_augment, settings.calibration)
     log.info(
-        "calibration: T=%.3f, unsure below %.2f (%s)",
-        result["temperature"],
+        "calibration: T=%s, unsure below %.2f (%s)",
+        result["temperature"] or "1 (not fitted)",
         result["unsure_threshold"],
         result["fitted_on"],
     )

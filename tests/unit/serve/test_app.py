@@ -56,6 +56,7 @@ def test_health_ready_metadata(client: TestClient, predictor: OnnxPredictor) -> 
     assert meta["version"] == "0.0.0-tiny"
     assert meta["input"]["shape"] == [None, 1, 28, 28]
     assert meta["limits"]["max_images"] == SMALL.max_images
+    assert meta["crop"] == "auto", "photos are searched for the hand unless the server says otherwise"
 
 
 def test_multipart_answers_match_the_predictor_in_order(client: TestClient, predictor: OnnxPredictor) -> None:
@@ -178,6 +179,7 @@ def test_client_faults_are_json_4xx(
         ("top_k=x", "top_k"),
         ("bogus=1", "bogus"),
         ("top_k=1&top_k=2", "more than once"),
+        ("crop=middle", "crop"),
     ],
 )
 def test_bad_query_parameters_are_422(client: TestClient, query: str, says: str) -> None:
@@ -224,3 +226,37 @@ def test_settings_are_strict() -> None:
     with pytest.raises(ValueError, match="Extra inputs"):
         ServeSettings(max_imgs=3)  # type: ignore[call-arg]
     assert json.loads(ServeSettings().model_dump_json())["default_top_k"] == 3
+
+
+def test_crop_query_parameter_chooses_what_the_model_sees(client: TestClient) -> None:
+    """`crop=auto` finds the off-centre hand; `crop=center` takes the centre square; JSON arrays ignore it."""
+    from tests.unit.inference.test_handfinder import scene_with_hand
+
+    buf = io.BytesIO()
+    scene_with_hand(270, 170).save(buf, format="JPEG", quality=85)  # under the 50 kB test limit
+    photo = buf.getvalue()
+    views = {}
+    for crop in ("auto", "center"):
+        response = client.post(f"/predict?view=true&crop={crop}", files=files(photo))
+        assert response.status_code == 200, response.text
+        view = response.json()["predictions"][0]["view"]
+        pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(view.split(",", 1)[1]))), np.float32)
+        np.testing.assert_array_equal(
+            pixels, np.clip(np.rint(image_bytes_to_input(photo, "x", crop=crop)), 0, 255)
+        )
+        views[crop] = pixels
+    assert np.abs(views["auto"] - views["center"]).mean() > 5
+    default = client.post("/predict?view=true", files=files(photo)).json()["predictions"][0]["view"]
+    assert (
+        default
+        == client.post("/predict?view=true&crop=auto", files=files(photo)).json()["predictions"][0]["view"]
+    )
+    arrays = client.post("/predict?crop=center", json={"images": [sample().tolist()]})
+    assert arrays.status_code == 200
+
+
+def test_server_default_crop_is_a_setting(predictor: OnnxPredictor) -> None:
+    centre = TestClient(create_app(predictor, ServeSettings(crop="center")))
+    assert centre.get("/metadata").json()["crop"] == "center"
+    with pytest.raises(ValueError):
+        ServeSettings(crop="middle")  # type: ignore[arg-type]
