@@ -1,10 +1,12 @@
 """The web page in headless Debian Chromium (Playwright): upload, drag-drop, the unsure advice."""
 
 import base64
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -126,3 +128,33 @@ def test_unsure_answer_shows_advice_not_a_letter(page, strict_server: LiveServer
     assert "closer" in advice
     assert "light" in advice
     assert "best guess" in page.inner_text("#result-caption")
+
+
+def shown_view(page) -> np.ndarray:  # type: ignore[no-untyped-def]
+    src = page.get_attribute("#model-view", "src")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))), np.float32)
+
+
+def test_find_the_hand_toggle_shows_what_the_model_reads(
+    page, live_server: LiveServer, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """The page sends crop=auto by default and crop=center when unticked; the view is that crop."""
+    from fingerspell.inference.images import image_bytes_to_input
+    from tests.unit.inference.test_handfinder import scene_with_hand
+
+    photo = tmp_path / "room.jpg"
+    scene_with_hand(270, 170).save(photo, quality=90)
+    data = photo.read_bytes()
+    page.goto(f"{live_server.url}/")
+    page.wait_for_function("document.getElementById('model-info').textContent.includes('letters')")
+    assert page.is_checked("#find-hand"), "the server's default crop is auto"
+    views = {}
+    for crop in ("auto", "center"):
+        page.set_checked("#find-hand", crop == "auto")
+        page.evaluate("document.body.dataset.state = 'idle'")
+        page.set_input_files("#file-input", str(photo))
+        page.wait_for_selector(DONE)
+        views[crop] = shown_view(page)
+        expected = np.clip(np.rint(image_bytes_to_input(data, "room.jpg", crop=crop)), 0, 255)
+        np.testing.assert_array_equal(views[crop], expected)
+    assert np.abs(views["auto"] - views["center"]).mean() > 5
