@@ -37,6 +37,12 @@ RECIPES: dict[str, list[str]] = {
     "real-no_flip": ["augment=real", "augment.hflip=0"],
     "real-resnet": ["augment=real", "model=resnet", "model.widths=[32,64,128]", "model.blocks_per_stage=2"],
 }
+# the same ingredient switches on the p=0.5 recipe (`experiment=real_hands`)
+RECIPES |= {
+    name.replace("real-", "half-"): [*overrides, "augment.p=0.5"]
+    for name, overrides in list(RECIPES.items())
+    if name.startswith("real-no_")
+}
 
 
 def bootstrap_ci(correct: np.ndarray, groups: np.ndarray, n: int = 2000, seed: int = 0) -> list[float]:
