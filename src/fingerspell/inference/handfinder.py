@@ -74,9 +74,10 @@ def _weighted_span(values: np.ndarray, weights: np.ndarray) -> tuple[float, floa
     order = np.argsort(values)
     cumulative = np.cumsum(weights[order])
     cumulative /= cumulative[-1]
-    lo = values[order][np.searchsorted(cumulative, QUANTILE)]
-    hi = values[order][min(np.searchsorted(cumulative, 1 - QUANTILE), len(values) - 1)]
-    return float(lo), float(hi)
+    ranked = values[order]
+    lo = int(np.searchsorted(cumulative, QUANTILE))
+    hi = min(int(np.searchsorted(cumulative, 1 - QUANTILE)), len(values) - 1)
+    return float(ranked[lo]), float(ranked[hi])
 
 
 def foreground(img: Image.Image) -> np.ndarray:
