@@ -103,7 +103,9 @@ def test_calibrate_fits_on_augmented_held_out_images_and_reports_both_sets() -> 
     labels = rng.integers(0, 24, 64)
     wrapper = OnnxWrapper(_Sharp(), 0.5, 0.25)
     flip = lambda x, generator=None: x.flip(-1)  # noqa: E731 - a deterministic stand-in augmentation
-    result = calibrate(wrapper, (images, labels), (images, labels), flip, CalibrationSettings(repeats=2))
+    result = calibrate(
+        wrapper, (images, labels), (images, labels), flip, CalibrationSettings(repeats=2, temperature=True)
+    )
     assert result["held_out"]["images"] == 128
     assert result["test"]["images"] == 64
     assert result["temperature"] > 1
@@ -112,6 +114,19 @@ def test_calibrate_fits_on_augmented_held_out_images_and_reports_both_sets() -> 
     fixed = calibrate(wrapper, (images, labels), (images, labels), None, CalibrationSettings(threshold=0.42))
     assert fixed["unsure_threshold"] == 0.42
     assert "fixed" in fixed["threshold_rule"]
+
+
+def test_without_temperature_only_the_threshold_is_fitted() -> None:
+    """The shipped default: probabilities stay the plain softmax; the threshold rule still runs."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 1, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 24, 64)
+    wrapper = OnnxWrapper(_Sharp(), 0.5, 0.25)
+    flip = lambda x, generator=None: x.flip(-1)  # noqa: E731
+    result = calibrate(wrapper, (images, labels), (images, labels), flip, CalibrationSettings(repeats=2))
+    assert result["temperature"] is None
+    assert result["held_out"]["nll_after"] == result["held_out"]["nll_before"]
+    assert 0 <= result["unsure_threshold"] <= 0.99
 
 
 def test_temperature_and_threshold_land_in_the_onnx_metadata_and_drive_unsure(tmp_path: Path) -> None:
