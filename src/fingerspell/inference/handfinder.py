@@ -18,7 +18,7 @@ the middle, as it does in nearly every photo a person takes of their own hand:
 Designed on every third photo of the real-hands dev set and checked on the other two: mean IoU
 of the raw box against the annotations 0.53 (a fixed central 60% box: 0.515; the largest skin
 blob: 0.38). Default model's dev top-1: 8.2% centre square, 9.8% auto, 10.8% annotated box.
-A 640x480 JPEG takes 4.0 ms from bytes to answer with the finder, 1.6 ms without (colour decode
+A 640x480 JPEG takes about 4 ms from bytes to answer with the finder, under 2 ms without (colour decode
 included; `benchmarks/inference.py`).
 """
 
