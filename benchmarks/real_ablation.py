@@ -8,8 +8,10 @@ separate processes, so several share one GPU (or the CPU cores) at once.
 The dev array is made by `benchmarks/real_hands.py --dump-dev` from `../shared/data/real-hands`
 with the product's own image path (grey, crop, Lanczos to 28x28); it is read, never trained on.
 
+    python benchmarks/real_hands.py --dump-dev reports/real_hands/dev_inputs.npz
     python benchmarks/real_ablation.py --dev reports/real_hands/dev_inputs.npz --jobs 2 \
-        --runs classic real real-no_background --seeds 0 1 2 --epochs 12
+        --runs real-half half-no_background --seeds 0 1 2 --epochs 12
+    python benchmarks/real_ablation.py --table    # the README table from the results JSON
 """
 
 import argparse
@@ -21,6 +23,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from fingerspell.atomic import temp_beside
+from fingerspell.photos.metrics import grouped_bootstrap
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,17 +48,6 @@ RECIPES |= {
     for name, overrides in list(RECIPES.items())
     if name.startswith("real-no_")
 }
-
-
-def bootstrap_ci(correct: np.ndarray, groups: np.ndarray, n: int = 2000, seed: int = 0) -> list[float]:
-    """95% interval of the mean over resampled groups (photos of one source move together)."""
-    keys, inverse = np.unique(groups, return_inverse=True)
-    hits = np.bincount(inverse, weights=correct.astype(float), minlength=len(keys))
-    counts = np.bincount(inverse, minlength=len(keys))
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, len(keys), size=(n, len(keys)))
-    means = hits[pick].sum(1) / counts[pick].sum(1)
-    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
 def run_one(recipe: str, seed: int, epochs: int, dev: Path, out: Path, save: Path | None) -> None:
@@ -124,7 +118,9 @@ def run_one(recipe: str, seed: int, epochs: int, dev: Path, out: Path, save: Pat
         top = np.argsort(-probs, 1)
         correct = top[:, 0] == labels
         result[f"dev_{reading}_top1"] = float(correct.mean())
-        result[f"dev_{reading}_top1_ci"] = bootstrap_ci(correct, arrays["groups"])
+        result[f"dev_{reading}_top1_ci"] = list(
+            grouped_bootstrap(correct.astype(float), arrays["groups"], 2000)
+        )
         result[f"dev_{reading}_top3"] = float((top[:, :3] == labels[:, None]).any(1).mean())
     if save is not None:
         save.mkdir(parents=True, exist_ok=True)
@@ -135,9 +131,58 @@ def run_one(recipe: str, seed: int, epochs: int, dev: Path, out: Path, save: Pat
     Path(out).write_text(json.dumps(result))
 
 
+NAMES = {
+    "classic": "classic",
+    "real": "real, p=1 (every image)",
+    "real-half": "real, p=0.5",
+    "half-no_background": "p=0.5, no backgrounds",
+    "half-no_zoom_out": "p=0.5, classic geometry (no zoom-out)",
+    "half-no_photometric": "p=0.5, no gamma/contrast/brightness",
+    "half-no_degradation": "p=0.5, no blur/noise/compression",
+    "half-no_flip": "p=0.5, no flip",
+    "half-no_erase": "p=0.5, no erasing",
+}
+
+
+def table(runs: list[dict]) -> str:
+    """The README's ablation table: one row per run, then the mean of every recipe run with 3+ seeds."""
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        key = (run["recipe"], run["epochs"], run.get("where", run["device"]), run.get("label"))
+        groups.setdefault(key, []).append(run)
+    order = list(RECIPES)
+    lines = [
+        "| recipe | schedule | seed | official test | full frame | hand box |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def cell(run: dict, reading: str) -> str:
+        lo, hi = run[f"dev_{reading}_top1_ci"]
+        return f"{run[f'dev_{reading}_top1']:.1%} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+    for (recipe, epochs, where, label), rows in sorted(
+        groups.items(), key=lambda g: (order.index(g[0][0]), g[0][3] is None, g[0][1])
+    ):
+        name = label or NAMES.get(recipe, recipe)
+        for run in sorted(rows, key=lambda r: r["seed"]):
+            lines.append(
+                f"| {name} | {epochs} epochs, {where} | {run['seed']} | {run['test_acc']:.2%} "
+                f"| {cell(run, 'full')} | {cell(run, 'box')} |"
+            )
+        if len(rows) >= 3:
+            mean = {
+                k: sum(r[k] for r in rows) / len(rows) for k in ("test_acc", "dev_full_top1", "dev_box_top1")
+            }
+            lines.append(
+                f"| **{name}, mean of {len(rows)} seeds** | {epochs} epochs | — | **{mean['test_acc']:.2%}** "
+                f"| **{mean['dev_full_top1']:.1%}** | **{mean['dev_box_top1']:.1%}** |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dev", type=Path, required=True, help="npz of full/box/labels/groups")
+    parser.add_argument("--dev", type=Path, help="npz of full/box/labels/groups (real_hands.py --dump-dev)")
     parser.add_argument("--runs", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=12)
@@ -145,9 +190,15 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "logs/ablation")
     parser.add_argument("--save", type=Path, default=None, help="save each best model's weights here")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/real_ablation.json")
+    parser.add_argument("--table", action="store_true", help="print the markdown table of --out and stop")
     parser.add_argument("--one", nargs=2, metavar=("RECIPE", "SEED"), help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(args.out.read_text())["runs"]))
+        return
+    if args.dev is None or not args.dev.is_file():
+        parser.error(f"--dev {args.dev}: no such file; make it with benchmarks/real_hands.py --dump-dev PATH")
     if args.one:
         run_one(args.one[0], int(args.one[1]), args.epochs, args.dev, args.result, args.save)
         return
@@ -197,9 +248,15 @@ def main() -> None:
 
 
 def write_results(out: Path, results: list[dict], start: float) -> None:
+    """Merge this sweep's runs into `out` (a rerun of the same recipe, seed, schedule and device replaces the old row)."""
+    key = lambda r: (r["recipe"], r["seed"], r["epochs"], r.get("where", r["device"]), r.get("label"))  # noqa: E731
+    doc = json.loads(out.read_text()) if out.is_file() else {}
+    fresh = {key(r) for r in results}
+    doc["runs"] = [r for r in doc.get("runs", []) if key(r) not in fresh] + results
+    doc["last_sweep_wall_s"] = round(time.perf_counter() - start, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"wall_s": round(time.perf_counter() - start, 1), "runs": results}, indent=2))
+    tmp = temp_beside(out)
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
     tmp.replace(out)
 
 

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from fingerspell.data.processed import load_split
 from fingerspell.export.calibration import nll
 from fingerspell.inference.predictor import OnnxPredictor
+from tests.fixtures.scenes import room_without_hand
 
 pytestmark = pytest.mark.slow
 
@@ -106,21 +107,6 @@ def test_a_scene_without_a_hand_is_unsure_and_test_images_are_answered(
     assert answered > np.mean([not p.unsure for p in scenes]) + 0.1
 
 
-def colour_scene(seed: int) -> Image.Image:
-    """A 320x240 colour room with no hand: a wall colour, boxes, discs and a striped rug."""
-    rng = np.random.default_rng(seed)
-    img = Image.new("RGB", (320, 240), tuple(int(v) for v in rng.integers(40, 220, 3)))
-    draw = ImageDraw.Draw(img)
-    for _ in range(10):
-        x, y = int(rng.integers(0, 300)), int(rng.integers(0, 220))
-        w, h = (int(v) for v in rng.integers(15, 120, 2))
-        shape = draw.rectangle if rng.random() < 0.5 else draw.ellipse
-        shape([x, y, x + w, y + h], fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
-    for x in range(0, 320, 16):
-        draw.rectangle([x, 200, x + 7, 240], fill=(30, 30, 30))
-    return img
-
-
 def test_shipped_export_has_a_threshold_and_no_temperature(shipped: Path) -> None:
     cal = json.loads((shipped / "export.json").read_text())["calibration"]
     props = {p.key: p.value for p in onnx.load(str(shipped / "model.onnx")).metadata_props}
@@ -138,7 +124,7 @@ def test_predict_crop_auto_says_unsure_for_a_scene_without_a_hand(
     scenes = []
     for seed in range(6):
         path = tmp_path / f"scene{seed}.jpg"
-        colour_scene(seed).save(path, quality=90)
+        room_without_hand(seed).save(path, quality=90)
         scenes.append(str(path))
     images, _labels = load_split(processed_dir, "test")
     crops = []

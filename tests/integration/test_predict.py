@@ -142,6 +142,7 @@ def test_stdin(trained_onnx: Path, known_samples: list[KnownSample], tmp_path: P
         (["--top-k", "0"], "--top-k"),
         (["--batch-size", "-1"], "--batch-size"),
         (["--json", "--csv"], "not allowed with"),
+        (["--crop", "middle"], "choose from 'center', 'auto'"),
     ],
 )
 def test_usage_errors_exit_2(trained_onnx: Path, tmp_path: Path, args: list[str], message: str) -> None:

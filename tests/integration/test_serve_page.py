@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.fixtures.scenes import scene_with_hand
 from tests.fixtures.serve import KnownImage, LiveServer, start_server, stop_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -140,7 +141,6 @@ def test_find_the_hand_toggle_shows_what_the_model_reads(
 ) -> None:  # type: ignore[no-untyped-def]
     """The page sends crop=auto by default and crop=center when unticked; the view is that crop."""
     from fingerspell.inference.images import image_bytes_to_input
-    from tests.unit.inference.test_handfinder import scene_with_hand
 
     photo = tmp_path / "room.jpg"
     scene_with_hand(270, 170).save(photo, quality=90)

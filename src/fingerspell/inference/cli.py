@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fingerspell.inference.images import CROPS, DEFAULT_CROP, DEFAULT_MAX_PIXELS
+from fingerspell.inference.images import CROPS, DEFAULT_CROP, DEFAULT_MAX_PIXELS, Crop
 from fingerspell.inference.predictor import ModelError, OnnxPredictor, Prediction
 from fingerspell.inference.sources import Item, expand
 
@@ -35,7 +35,7 @@ class PredictSettings(BaseModel):
     threads: int | None = Field(None, ge=1)
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
     output: str = Field("table", pattern="^(table|json|csv)$")
-    crop: str = Field(DEFAULT_CROP, pattern="^(center|auto)$")
+    crop: Crop = DEFAULT_CROP
 
 
 def _parser() -> argparse.ArgumentParser:

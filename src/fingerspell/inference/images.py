@@ -88,7 +88,7 @@ def center_square(width: int, height: int) -> Box:
     return (left, top, left + side, top + side)
 
 
-def crop_box(img: Image.Image, crop: str = DEFAULT_CROP) -> Box:
+def crop_box(img: Image.Image, crop: Crop = DEFAULT_CROP) -> Box:
     """The square the model sees: the centre square, or where the hand finder puts the hand."""
     if crop not in CROPS:
         raise ValueError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
@@ -96,7 +96,7 @@ def crop_box(img: Image.Image, crop: str = DEFAULT_CROP) -> Box:
 
 
 def to_model_input(
-    img: Image.Image, box: Box | None = None, size: int = MODEL_SIZE, crop: str = DEFAULT_CROP
+    img: Image.Image, box: Box | None = None, size: int = MODEL_SIZE, crop: Crop = DEFAULT_CROP
 ) -> np.ndarray:
     """Crop to `box` (default: by `crop`), grey, resize with antialiasing -> float32 (size, size) 0-255."""
     box = box or crop_box(img, crop)
@@ -106,7 +106,7 @@ def to_model_input(
 
 
 def image_bytes_to_input(
-    data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS, crop: str = DEFAULT_CROP
+    data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS, crop: Crop = DEFAULT_CROP
 ) -> np.ndarray:
     """Bytes of an image file -> model input (28, 28) float32, cropped by `crop` (center|auto)."""
     return to_model_input(decode_image(data, name, max_pixels, colour=crop == "auto"), crop=crop)

@@ -16,6 +16,7 @@ import numpy as np
 
 from fingerspell.inference.images import (
     DEFAULT_CROP,
+    Crop,
     ImageError,
     array_to_input,
     decode_image,
@@ -39,7 +40,7 @@ class Item:
     expected: str | None = None  # the letter a labelled CSV row names
 
 
-def _image_item(name: str, data: bytes | None, path: Path | None, max_pixels: int, crop: str) -> Item:
+def _image_item(name: str, data: bytes | None, path: Path | None, max_pixels: int, crop: Crop) -> Item:
     colour = crop == "auto"  # the hand finder works on colour
     try:
         img = (
@@ -99,7 +100,7 @@ def csv_items(text: str, name: str) -> Iterator[Item]:
         yield Item(name, error=f"{name}: CSV has a header but no rows")
 
 
-def _file_items(path: Path, max_pixels: int, crop: str) -> Iterator[Item]:
+def _file_items(path: Path, max_pixels: int, crop: Crop) -> Iterator[Item]:
     if path.suffix.lower() == CSV_SUFFIX:
         try:
             text = path.read_text(encoding="utf-8-sig", errors="replace")
@@ -111,7 +112,7 @@ def _file_items(path: Path, max_pixels: int, crop: str) -> Iterator[Item]:
         yield _image_item(str(path), None, path, max_pixels, crop)
 
 
-def _stdin_items(stream: BinaryIO, max_pixels: int, crop: str) -> Iterator[Item]:
+def _stdin_items(stream: BinaryIO, max_pixels: int, crop: Crop) -> Iterator[Item]:
     data = stream.read()
     head = data[:16].lstrip(b"\xef\xbb\xbf").lower()
     if head.startswith((b"label,", b"pixel1,")):
@@ -121,7 +122,7 @@ def _stdin_items(stream: BinaryIO, max_pixels: int, crop: str) -> Iterator[Item]
 
 
 def expand(
-    inputs: list[str], max_pixels: int, stdin: BinaryIO | None = None, crop: str = DEFAULT_CROP
+    inputs: list[str], max_pixels: int, stdin: BinaryIO | None = None, crop: Crop = DEFAULT_CROP
 ) -> Iterator[Item]:
     """Every input, in order: folders walked recursively (sorted; hidden files and unknown suffixes skipped).
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from fingerspell.atomic import temp_beside
 from fingerspell.inference.handfinder import square_around
-from fingerspell.inference.images import ImageError, read_image_file, to_model_input
+from fingerspell.inference.images import Crop, ImageError, read_image_file, to_model_input
 from fingerspell.inference.predictor import OnnxPredictor
 from fingerspell.photos.dataset import Photo, PhotoSetError
 from fingerspell.photos.metrics import summarise
@@ -38,9 +38,10 @@ def model_inputs(photos: list[Photo], reading: str) -> tuple[np.ndarray, list[in
     arrays, kept, failed = [], [], []
     for i, photo in enumerate(photos):
         try:
-            img = read_image_file(photo.path, colour=reading == "auto")
+            crop: Crop = "auto" if reading == "auto" else "center"
+            img = read_image_file(photo.path, colour=crop == "auto")
             box = square_around(photo.box, *img.size) if reading == "box" and photo.box else None
-            arrays.append(to_model_input(img, box=box, crop="auto" if reading == "auto" else "center"))
+            arrays.append(to_model_input(img, box=box, crop=crop))
             kept.append(i)
         except ImageError as err:
             failed.append(str(err))

@@ -14,7 +14,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.types import Message, Receive
 
-from fingerspell.inference.images import ImageError, array_to_input, image_bytes_to_input
+from fingerspell.inference.images import Crop, ImageError, array_to_input, image_bytes_to_input
 from fingerspell.serve.errors import ApiError, first_line, simplify
 from fingerspell.serve.schemas import ArrayRequest, PredictOptions
 from fingerspell.serve.settings import ServeSettings
@@ -78,7 +78,7 @@ def _check_count(count: int, settings: ServeSettings) -> None:
         )
 
 
-async def _from_multipart(request: Request, settings: ServeSettings, crop: str) -> list[Item]:
+async def _from_multipart(request: Request, settings: ServeSettings, crop: Crop) -> list[Item]:
     form = await request.form()
     try:
         extra = [key for key, value in form.multi_items() if not isinstance(value, UploadFile)]
@@ -118,7 +118,7 @@ async def _from_json(request: Request, settings: ServeSettings) -> list[Item]:
         raise ApiError(422, str(err)) from err
 
 
-async def read_items(request: Request, settings: ServeSettings, crop: str | None = None) -> list[Item]:
+async def read_items(request: Request, settings: ServeSettings, crop: Crop | None = None) -> list[Item]:
     """Every image in the request as a model input, or an `ApiError` saying what is wrong.
 
     Uploaded photos are cropped by `crop` (default: the server's); JSON arrays are 28x28 already.

@@ -1,8 +1,10 @@
 """Request and response bodies of the HTTP API (validated, documented in `/docs`)."""
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from fingerspell.inference.images import Crop
 
 UNSURE_ADVICE = "Not sure: move closer so the hand fills the frame, use a plain background and better light."
 
@@ -16,7 +18,7 @@ class PredictOptions(BaseModel):
     view: bool = Field(
         default=False, description="also return the 28x28 view the model saw, as a PNG data URL"
     )
-    crop: Literal["center", "auto"] | None = Field(
+    crop: Crop | None = Field(
         default=None,
         description="photo to 28x28: auto finds the hand first, center takes the centre square "
         "(default: the server's --crop)",

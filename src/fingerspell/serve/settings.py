@@ -1,10 +1,8 @@
 """Service settings: the limits that keep one request from taking the server down."""
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
-from fingerspell.inference.images import DEFAULT_CROP, DEFAULT_MAX_PIXELS
+from fingerspell.inference.images import DEFAULT_CROP, DEFAULT_MAX_PIXELS, Crop
 
 
 class ServeSettings(BaseModel):
@@ -25,4 +23,4 @@ class ServeSettings(BaseModel):
     max_images: int = Field(default=16, gt=0)
     max_pixels: int = Field(default=DEFAULT_MAX_PIXELS, gt=0)
     default_top_k: int = Field(default=3, ge=1)
-    crop: Literal["center", "auto"] = DEFAULT_CROP
+    crop: Crop = DEFAULT_CROP

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from fingerspell.data.processed import load_split
 from fingerspell.inference.handfinder import find_hand, square_around
@@ -17,23 +17,7 @@ from fingerspell.inference.images import (
     image_bytes_to_input,
     to_model_input,
 )
-
-SKIN = (214, 160, 130)
-
-
-def scene_with_hand(cx: float, cy: float, size: int = 130, seed: int = 0) -> Image.Image:
-    """A 400x300 blue-grey room with a skin-coloured hand-sized blob (palm + fingers) at (cx, cy)."""
-    rng = np.random.default_rng(seed)
-    ys, xs = np.mgrid[0:300, 0:400]
-    base = np.stack([60 + 0.1 * xs, 80 + 0.1 * ys, 120 + 0 * xs], -1) + rng.normal(0, 4, (300, 400, 3))
-    img = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(img)
-    half = size // 2
-    draw.ellipse([cx - half, cy - half // 2, cx + half, cy + half], fill=SKIN)
-    for i in range(4):  # fingers
-        x = cx - half + 15 + i * (size - 30) // 3
-        draw.rectangle([x - 8, cy - half, x + 8, cy], fill=SKIN)
-    return img
+from tests.fixtures.scenes import scene_with_hand
 
 
 def inside(box: tuple[float, float, float, float], x: float, y: float) -> bool:

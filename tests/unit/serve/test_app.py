@@ -14,6 +14,7 @@ from PIL import Image
 from fingerspell.inference.images import image_bytes_to_input
 from fingerspell.inference.predictor import OnnxPredictor
 from fingerspell.serve import ServeSettings, create_app
+from tests.fixtures.scenes import scene_with_hand
 from tests.fixtures.serve import png_bytes
 
 SMALL = ServeSettings(max_upload_bytes=50_000, max_images=3, max_pixels=250_000)
@@ -230,7 +231,6 @@ def test_settings_are_strict() -> None:
 
 def test_crop_query_parameter_chooses_what_the_model_sees(client: TestClient) -> None:
     """`crop=auto` finds the off-centre hand; `crop=center` takes the centre square; JSON arrays ignore it."""
-    from tests.unit.inference.test_handfinder import scene_with_hand
 
     buf = io.BytesIO()
     scene_with_hand(270, 170).save(buf, format="JPEG", quality=85)  # under the 50 kB test limit
