@@ -58,6 +58,10 @@ class RealAugment(nn.Module):
             quantisation).
         erase: probability of erasing one random rectangle (up to `erase_area` of the image).
         erase_area: maximum erased fraction of the image.
+        randconv: probability of a random convolution (Xu et al. 2021, "Random Convolutions"):
+            a random 1x1 to 7x7 filter per sample, rescaled to the sample's mean and spread and
+            mixed with it at a random weight. It keeps shapes and scrambles local texture and
+            grey levels (edges, inversions, blurs), which no photometric range covers.
         p: probability that a sample is augmented at all.
     """
 
@@ -78,12 +82,13 @@ class RealAugment(nn.Module):
         erase: float,
         erase_area: float,
         p: float,
+        randconv: float = 0.0,
     ) -> None:
         super().__init__()
         lo, hi = float(scale[0]), float(scale[1])
         values = dict(locals())
         unit = ["translate", "hflip", "background", "background_blend", "brightness", "contrast"]
-        unit += ["blur", "noise", "compress", "erase", "erase_area", "p"]
+        unit += ["blur", "noise", "compress", "erase", "erase_area", "p", "randconv"]
         checks = {key: 0 <= values[key] <= 1 for key in unit}
         checks |= {"rotation": 0 <= rotation <= 180, "scale": 0 < lo <= hi, "gamma": 0 <= gamma <= 2}
         for key, ok in checks.items():
@@ -94,6 +99,7 @@ class RealAugment(nn.Module):
         self.gamma, self.brightness, self.contrast = gamma, brightness, contrast
         self.blur, self.noise, self.compress = blur, noise, compress
         self.erase, self.erase_area, self.p = erase, erase_area, p
+        self.randconv = randconv
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Augment a batch (N, C, H, W) in [0, 1]; returns a new tensor of the same shape."""
@@ -121,6 +127,8 @@ class RealAugment(nn.Module):
         blend = uniform(0, self.background_blend).view(n, 1, 1, 1) * smooth * inside
         alpha = inside * (1 - blend)  # how much of each pixel is hand
         out = use_bg * (alpha * out + (1 - alpha) * bg) + (1 - use_bg) * out
+        if self.randconv > 0:  # drawn only when on, so recipes without it keep their random stream
+            out = self._random_conv(out, coin, uniform, rand, generator)
         out = self._photometric(out, active, uniform)
         out = self._degrade(out, coin, uniform, generator)
         return self._erase(out, coin, uniform, rand).clamp_(0, 1)
@@ -156,6 +164,26 @@ class RealAugment(nn.Module):
             box = box * (uniform(0, 1) < 0.5).to(x.dtype).view(n, 1, 1)
             bg = bg * (1 - box) + uniform(0, 1).view(n, 1, 1) * box
         return bg.clamp(0, 1).unsqueeze(1).expand(n, c, h, w)
+
+    def _random_conv(self, x, coin, uniform, rand, generator):
+        """A random k x k filter per sample (k in 1, 3, 5, 7), matched to the sample's mean and std."""
+        n, c, h, w = x.shape
+        size = (rand(n) * 4).floor().clamp(max=3) * 2 + 1  # 1, 3, 5 or 7
+        offsets = torch.arange(-3, 4, dtype=x.dtype, device=x.device).abs()
+        within = (offsets.view(1, 7, 1) <= size.view(n, 1, 1) // 2) & (
+            offsets.view(1, 1, 7) <= size.view(n, 1, 1) // 2
+        )
+        weights = (
+            torch.randn(n, 7, 7, generator=generator).to(x) * within / size.view(n, 1, 1)
+        )  # Kaiming: std 1/k
+        kernel = weights.repeat_interleave(c, 0).unsqueeze(1)  # (n * c, 1, 7, 7): one filter per sample
+        padded = F.pad(x.reshape(1, n * c, h, w), (3, 3, 3, 3), mode="replicate")
+        y = F.conv2d(padded, kernel, groups=n * c).view(n, c, h, w)
+        dims = (1, 2, 3)
+        y = (y - y.mean(dims, keepdim=True)) / (y.std(dims, keepdim=True) + 1e-6)
+        y = (y * x.std(dims, keepdim=True) + x.mean(dims, keepdim=True)).clamp(0, 1)
+        mix = uniform(0, 1).view(n, 1, 1, 1) * coin(self.randconv)  # weight of the filtered image
+        return x + mix * (y - x)
 
     def _photometric(self, x, active, uniform):
         """Gamma, contrast and brightness, each per sample."""
@@ -199,4 +227,5 @@ class RealAugment(nn.Module):
     def extra_repr(self) -> str:
         keys = ["rotation", "scale", "translate", "hflip", "background", "background_blend", "gamma"]
         keys += ["brightness", "contrast", "blur", "noise", "compress", "erase", "erase_area", "p"]
+        keys += ["randconv"]
         return ", ".join(f"{k}={getattr(self, k)}" for k in keys)

@@ -132,8 +132,29 @@ def test_gamma_brightens_or_darkens_monotonically(batch: torch.Tensor) -> None:
     assert not torch.allclose(out, batch, atol=0.01)
 
 
+def test_randconv_keeps_each_sample_mean_and_spread_and_changes_texture(batch: torch.Tensor) -> None:
+    x = batch * 0.6 + 0.2  # away from 0 and 1, so the clamp leaves the moments alone
+    out = only(randconv=1.0)(x, gen(0))
+    assert out.shape == x.shape and 0 <= float(out.min()) and float(out.max()) <= 1
+    dims = (1, 2, 3)
+    assert torch.allclose(out.mean(dims), x.mean(dims), atol=0.03)
+    changed = (out - x).abs().mean(dims)
+    assert int((changed > 1e-3).sum()) >= 12, "most samples get a filter mixed in (weight ~ U(0, 1))"
+    assert torch.equal(only(randconv=1.0)(x, gen(0)), out), "seeded"
+
+
+def test_randconv_off_keeps_the_recipe_random_stream(real: RealAugment, batch: torch.Tensor) -> None:
+    """Adding the ingredient must not change seeded runs that leave it off: the sum below is the
+    shipped recipe's output from before `randconv` existed (same batch, seed 3)."""
+    assert real.randconv == 0.0
+    out = real(batch, gen(3))
+    assert float(out.double().sum()) == pytest.approx(5529.1414, abs=1e-3)
+    on = RealAugment(**{k: getattr(real, k) for k in OFF}, randconv=0.5)
+    assert not torch.equal(on(batch, gen(3)), out)
+
+
 @pytest.mark.parametrize(
-    "bad", [{"scale": (0.0, 1.0)}, {"hflip": 1.5}, {"noise": -0.1}, {"gamma": 3.0}, {"rotation": 200.0}]
+    "bad", [{"randconv": 1.5}, {"scale": (0.0, 1.0)}, {"hflip": 1.5}, {"noise": -0.1}, {"gamma": 3.0}, {"rotation": 200.0}]
 )
 def test_out_of_range_params_are_refused(bad: dict) -> None:
     with pytest.raises(ValueError, match=f"augment.{next(iter(bad))}"):
