@@ -135,7 +135,9 @@ def test_gamma_brightens_or_darkens_monotonically(batch: torch.Tensor) -> None:
 def test_randconv_keeps_each_sample_mean_and_spread_and_changes_texture(batch: torch.Tensor) -> None:
     x = batch * 0.6 + 0.2  # away from 0 and 1, so the clamp leaves the moments alone
     out = only(randconv=1.0)(x, gen(0))
-    assert out.shape == x.shape and 0 <= float(out.min()) and float(out.max()) <= 1
+    assert out.shape == x.shape
+    assert float(out.min()) >= 0
+    assert float(out.max()) <= 1
     dims = (1, 2, 3)
     assert torch.allclose(out.mean(dims), x.mean(dims), atol=0.03)
     changed = (out - x).abs().mean(dims)
@@ -154,7 +156,15 @@ def test_randconv_off_keeps_the_recipe_random_stream(real: RealAugment, batch: t
 
 
 @pytest.mark.parametrize(
-    "bad", [{"randconv": 1.5}, {"scale": (0.0, 1.0)}, {"hflip": 1.5}, {"noise": -0.1}, {"gamma": 3.0}, {"rotation": 200.0}]
+    "bad",
+    [
+        {"randconv": 1.5},
+        {"scale": (0.0, 1.0)},
+        {"hflip": 1.5},
+        {"noise": -0.1},
+        {"gamma": 3.0},
+        {"rotation": 200.0},
+    ],
 )
 def test_out_of_range_params_are_refused(bad: dict) -> None:
     with pytest.raises(ValueError, match=f"augment.{next(iter(bad))}"):
