@@ -62,6 +62,10 @@ class RealAugment(nn.Module):
             a random 1x1 to 7x7 filter per sample, rescaled to the sample's mean and spread and
             mixed with it at a random weight. It keeps shapes and scrambles local texture and
             grey levels (edges, inversions, blurs), which no photometric range covers.
+        randconv_layers: 1 for the single random filter above; more for the progressive variant
+            (Choi et al. 2023, "Pro-RandConv"): one random 3x3 filter around the identity per sample,
+            applied 1 to `randconv_layers` times, each pass standardised and squashed by a random tanh, so the
+            texture changes grow with depth while the shape stays put.
         p: probability that a sample is augmented at all.
     """
 
@@ -83,6 +87,7 @@ class RealAugment(nn.Module):
         erase_area: float,
         p: float,
         randconv: float = 0.0,
+        randconv_layers: int = 1,
     ) -> None:
         super().__init__()
         lo, hi = float(scale[0]), float(scale[1])
@@ -91,6 +96,7 @@ class RealAugment(nn.Module):
         unit += ["blur", "noise", "compress", "erase", "erase_area", "p", "randconv"]
         checks = {key: 0 <= values[key] <= 1 for key in unit}
         checks |= {"rotation": 0 <= rotation <= 180, "scale": 0 < lo <= hi, "gamma": 0 <= gamma <= 2}
+        checks |= {"randconv_layers": isinstance(randconv_layers, int) and 1 <= randconv_layers <= 20}
         for key, ok in checks.items():
             if not ok:
                 raise ValueError(f"augment.{key} is out of range: {values[key]!r}")
@@ -99,7 +105,7 @@ class RealAugment(nn.Module):
         self.gamma, self.brightness, self.contrast = gamma, brightness, contrast
         self.blur, self.noise, self.compress = blur, noise, compress
         self.erase, self.erase_area, self.p = erase, erase_area, p
-        self.randconv = randconv
+        self.randconv, self.randconv_layers = randconv, randconv_layers
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Augment a batch (N, C, H, W) in [0, 1]; returns a new tensor of the same shape."""
@@ -166,21 +172,37 @@ class RealAugment(nn.Module):
         return bg.clamp(0, 1).unsqueeze(1).expand(n, c, h, w)
 
     def _random_conv(self, x, coin, uniform, rand, generator):
-        """A random k x k filter per sample (k in 1, 3, 5, 7), matched to the sample's mean and std."""
+        """Random filtering per sample, matched back to the sample's mean and std, then mixed in."""
         n, c, h, w = x.shape
-        size = (rand(n) * 4).floor().clamp(max=3) * 2 + 1  # 1, 3, 5 or 7
+        if self.randconv_layers == 1:
+            size = (rand(n) * 4).floor().clamp(max=3) * 2 + 1  # 1, 3, 5 or 7
+        else:
+            size = torch.full((n,), 3.0).to(x)
         offsets = torch.arange(-3, 4, dtype=x.dtype, device=x.device).abs()
-        within = (offsets.view(1, 7, 1) <= size.view(n, 1, 1) // 2) & (
-            offsets.view(1, 1, 7) <= size.view(n, 1, 1) // 2
-        )
-        weights = (
-            torch.randn(n, 7, 7, generator=generator).to(x) * within / size.view(n, 1, 1)
-        )  # Kaiming: std 1/k
+        reach = size.view(n, 1, 1) // 2
+        within = (offsets.view(1, 7, 1) <= reach) & (offsets.view(1, 1, 7) <= reach)
+        weights = torch.randn(n, 7, 7, generator=generator).to(x) * within / size.view(n, 1, 1)  # Kaiming
         kernel = weights.repeat_interleave(c, 0).unsqueeze(1)  # (n * c, 1, 7, 7): one filter per sample
-        padded = F.pad(x.reshape(1, n * c, h, w), (3, 3, 3, 3), mode="replicate")
-        y = F.conv2d(padded, kernel, groups=n * c).view(n, c, h, w)
         dims = (1, 2, 3)
-        y = (y - y.mean(dims, keepdim=True)) / (y.std(dims, keepdim=True) + 1e-6)
+
+        def standardise(t: torch.Tensor) -> torch.Tensor:
+            return (t - t.mean(dims, keepdim=True)) / (t.std(dims, keepdim=True) + 1e-6)
+
+        def filtered(t: torch.Tensor) -> torch.Tensor:
+            padded = F.pad(t.reshape(1, n * c, h, w), (3, 3, 3, 3), mode="replicate")
+            return F.conv2d(padded, kernel, groups=n * c).view(n, c, h, w)
+
+        if self.randconv_layers == 1:
+            y = standardise(filtered(x))
+        else:
+            depth = (rand(n) * self.randconv_layers).floor() + 1  # passes per sample
+            kernel = kernel + (offsets.view(1, 1, 7, 1) == 0) * (offsets.view(1, 1, 1, 7) == 0)  # + identity
+            gain, offset = uniform(0.5, 1.5).view(n, 1, 1, 1), uniform(-0.5, 0.5).view(n, 1, 1, 1)
+            y = standardise(x)
+            for step in range(1, self.randconv_layers + 1):
+                stepped = torch.tanh(gain * standardise(filtered(y)) + offset)
+                y = torch.where((depth >= step).view(n, 1, 1, 1), stepped, y)
+            y = standardise(y)
         y = (y * x.std(dims, keepdim=True) + x.mean(dims, keepdim=True)).clamp(0, 1)
         mix = uniform(0, 1).view(n, 1, 1, 1) * coin(self.randconv)  # weight of the filtered image
         return x + mix * (y - x)
@@ -227,5 +249,5 @@ class RealAugment(nn.Module):
     def extra_repr(self) -> str:
         keys = ["rotation", "scale", "translate", "hflip", "background", "background_blend", "gamma"]
         keys += ["brightness", "contrast", "blur", "noise", "compress", "erase", "erase_area", "p"]
-        keys += ["randconv"]
+        keys += ["randconv", "randconv_layers"]
         return ", ".join(f"{k}={getattr(self, k)}" for k in keys)

@@ -145,6 +145,16 @@ def test_randconv_keeps_each_sample_mean_and_spread_and_changes_texture(batch: t
     assert torch.equal(only(randconv=1.0)(x, gen(0)), out), "seeded"
 
 
+def test_progressive_randconv_is_seeded_and_keeps_each_sample_mean(batch: torch.Tensor) -> None:
+    x = batch * 0.6 + 0.2
+    aug = only(randconv=1.0, randconv_layers=4)
+    out = aug(x, gen(1))
+    assert torch.equal(aug(x, gen(1)), out)
+    assert not torch.equal(aug(x, gen(2)), out)
+    assert torch.allclose(out.mean((1, 2, 3)), x.mean((1, 2, 3)), atol=0.03)
+    assert not torch.equal(out, only(randconv=1.0)(x, gen(1))), "a different filter family"
+
+
 def test_randconv_off_keeps_the_recipe_random_stream(real: RealAugment, batch: torch.Tensor) -> None:
     """Adding the ingredient must not change seeded runs that leave it off: the sum below is the
     shipped recipe's output from before `randconv` existed (same batch, seed 3)."""
@@ -159,6 +169,7 @@ def test_randconv_off_keeps_the_recipe_random_stream(real: RealAugment, batch: t
     "bad",
     [
         {"randconv": 1.5},
+        {"randconv_layers": 0},
         {"scale": (0.0, 1.0)},
         {"hflip": 1.5},
         {"noise": -0.1},
