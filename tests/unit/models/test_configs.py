@@ -69,6 +69,15 @@ def test_presets_compose(overrides: list[str]) -> None:
     assert cfg.model._target_.startswith("fingerspell.models.")
 
 
+def test_real_hands_preset_trains_the_cnn_under_real_augmentation_with_random_convolutions() -> None:
+    cfg = compose_train(["experiment=real_hands"])
+    augment = instantiate(cfg.augment)
+    assert type(augment).__name__ == "RealAugment"
+    assert (augment.p, augment.randconv, augment.randconv_layers) == (0.5, 1.0, 4)
+    assert cfg.model._target_.endswith("ClassicCNN")
+    assert cfg.trainer.max_epochs == 12
+
+
 def test_logger_none_drops_tracking_and_the_sweep_callback() -> None:
     cfg = compose_train(["logger=none"])
     assert cfg.logger is None
