@@ -42,6 +42,12 @@ RECIPES: dict[str, list[str]] = {
         "augment.randconv=1.0",
         "augment.randconv_layers=4",
     ],
+    "half-prorandconv8": [
+        "augment=real",
+        "augment.p=0.5",
+        "augment.randconv=1.0",
+        "augment.randconv_layers=8",
+    ],
     "half-prorandconv-wide_zoom": [
         "augment=real",
         "augment.p=0.5",
@@ -160,6 +166,7 @@ NAMES = {
     "half-randconv": "p=0.5 + random convolutions (half the augmented images)",
     "half-randconv_all": "p=0.5 + random convolutions (every augmented image)",
     "half-prorandconv": "p=0.5 + progressive random convolutions (1-4 passes)",
+    "half-prorandconv8": "p=0.5 + progressive random convolutions (1-8 passes)",
     "half-prorandconv-wide_zoom": "p=0.5 + progressive random convolutions, zoom-out to 0.45",
     "half-prorandconv-resnet": "p=0.5 + progressive random convolutions, small ResNet",
     "half-no_background": "p=0.5, no backgrounds",
