@@ -188,19 +188,20 @@ class RealAugment(nn.Module):
         def standardise(t: torch.Tensor) -> torch.Tensor:
             return (t - t.mean(dims, keepdim=True)) / (t.std(dims, keepdim=True) + 1e-6)
 
-        def filtered(t: torch.Tensor) -> torch.Tensor:
+        def filtered(t: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
             padded = F.pad(t.reshape(1, n * c, h, w), (3, 3, 3, 3), mode="replicate")
-            return F.conv2d(padded, kernel, groups=n * c).view(n, c, h, w)
+            return F.conv2d(padded, k, groups=n * c).view(n, c, h, w)
 
         if self.randconv_layers == 1:
-            y = standardise(filtered(x))
+            y = standardise(filtered(x, kernel))
         else:
             depth = (rand(n) * self.randconv_layers).floor() + 1  # passes per sample
-            kernel = kernel + (offsets.view(1, 1, 7, 1) == 0) * (offsets.view(1, 1, 1, 7) == 0)  # + identity
+            identity = (offsets.view(1, 1, 7, 1) == 0) * (offsets.view(1, 1, 1, 7) == 0)
+            near_identity = kernel + identity  # small random changes per pass, so shapes survive
             gain, offset = uniform(0.5, 1.5).view(n, 1, 1, 1), uniform(-0.5, 0.5).view(n, 1, 1, 1)
             y = standardise(x)
             for step in range(1, self.randconv_layers + 1):
-                stepped = torch.tanh(gain * standardise(filtered(y)) + offset)
+                stepped = torch.tanh(gain * standardise(filtered(y, near_identity)) + offset)
                 y = torch.where((depth >= step).view(n, 1, 1, 1), stepped, y)
             y = standardise(y)
         y = (y * x.std(dims, keepdim=True) + x.mean(dims, keepdim=True)).clamp(0, 1)
