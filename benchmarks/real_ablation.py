@@ -29,54 +29,22 @@ from fingerspell.photos.metrics import grouped_bootstrap
 
 ROOT = Path(__file__).resolve().parents[1]
 
+HALF = ["augment=real", "augment.p=0.5"]
+PROGRESSIVE = [*HALF, "augment.randconv=1.0", "augment.randconv_layers=4"]
+
 # name -> Hydra overrides; every `real-no_*` row is `real` with one ingredient off.
 RECIPES: dict[str, list[str]] = {
     "classic": ["augment=classic"],
     "real": ["augment=real"],
     "real-half": ["augment=real", "augment.p=0.5"],
-    "half-randconv": ["augment=real", "augment.p=0.5", "augment.randconv=0.5"],
-    "half-randconv_all": ["augment=real", "augment.p=0.5", "augment.randconv=1.0"],
-    "half-prorandconv": [
-        "augment=real",
-        "augment.p=0.5",
-        "augment.randconv=1.0",
-        "augment.randconv_layers=4",
-    ],
-    "half-prorandconv8": [
-        "augment=real",
-        "augment.p=0.5",
-        "augment.randconv=1.0",
-        "augment.randconv_layers=8",
-    ],
-    "half-prorandconv-no_background": [
-        "augment=real",
-        "augment.p=0.5",
-        "augment.randconv=1.0",
-        "augment.randconv_layers=4",
-        "augment.background=0",
-        "augment.background_blend=0",
-    ],
-    "half-prorandconv-smooth0.15": [
-        "augment=real",
-        "augment.p=0.5",
-        "augment.randconv=1.0",
-        "augment.randconv_layers=4",
-        "module.label_smoothing=0.15",
-    ],
-    "half-prorandconv-wide_zoom": [
-        "augment=real",
-        "augment.p=0.5",
-        "augment.randconv=1.0",
-        "augment.randconv_layers=4",
-        "augment.scale=[0.45,1.1]",
-    ],
-    "half-prorandconv-resnet": [
-        "augment=real",
-        "augment.p=0.5",
-        "augment.randconv=1.0",
-        "augment.randconv_layers=4",
-        "model=resnet",
-    ],
+    "half-randconv": [*HALF, "augment.randconv=0.5"],
+    "half-randconv_all": [*HALF, "augment.randconv=1.0"],
+    "half-prorandconv": PROGRESSIVE,  # = experiment=real_hands
+    "half-prorandconv8": [*HALF, "augment.randconv=1.0", "augment.randconv_layers=8"],
+    "half-prorandconv-no_background": [*PROGRESSIVE, "augment.background=0", "augment.background_blend=0"],
+    "half-prorandconv-smooth0.15": [*PROGRESSIVE, "module.label_smoothing=0.15"],
+    "half-prorandconv-wide_zoom": [*PROGRESSIVE, "augment.scale=[0.45,1.1]"],
+    "half-prorandconv-resnet": [*PROGRESSIVE, "model=resnet"],
     "real-no_background": ["augment=real", "augment.background=0", "augment.background_blend=0"],
     "real-no_photometric": ["augment=real", "augment.gamma=0", "augment.brightness=0", "augment.contrast=0"],
     "real-no_degradation": ["augment=real", "augment.blur=0", "augment.noise=0", "augment.compress=0"],
