@@ -104,6 +104,7 @@ def test_a_crash_marks_the_run_failed(train_cfg: DictConfig, monkeypatch: pytest
         ("trainer.max_epochs", 0, "trainer.max_epochs=0 must be >= 1"),
         ("data.val_fraction", 1.5, "data.val_fraction=1.5 must be between 0 and 1"),
         ("module.label_smoothing", 1.0, "module.label_smoothing=1 must be in [0, 1)"),
+        ("module.outlier_exposure", -1.0, "module.outlier_exposure=-1 must be >= 0"),
     ],
 )
 def test_bad_values_fail_before_training(

@@ -12,6 +12,8 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection, MinMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from fingerspell.data.outliers import hand_free, uniform_loss
+
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
@@ -54,6 +56,9 @@ class FingerspellModule(L.LightningModule):
         letters: class letters in class-index order.
         num_classes: number of classes.
         label_smoothing: label smoothing of the training loss.
+        outlier_exposure: weight of the outlier-exposure loss (0: off). When on, every training
+            batch is joined by half as many hand-free images (`data/outliers.py`) whose target
+            is the uniform distribution, so the model learns to be unsure without a hand.
         optimizer: partial optimizer (`_partial_: true`), bound to the parameters here.
         scheduler: partial LR scheduler, stepped every batch; its horizon (`T_max`,
             `total_steps`) is set to the run's total steps when the config leaves it out.
@@ -70,6 +75,7 @@ class FingerspellModule(L.LightningModule):
         letters: list[str],
         num_classes: int,
         label_smoothing: float,
+        outlier_exposure: float = 0.0,
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
     ) -> None:
@@ -82,6 +88,9 @@ class FingerspellModule(L.LightningModule):
         self.register_buffer("std", torch.tensor(float(std)))
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.label_smoothing = label_smoothing
+        if outlier_exposure < 0:
+            raise ValueError(f"module.outlier_exposure={outlier_exposure:g} must be >= 0")
+        self.outlier_exposure = outlier_exposure
         metrics = MetricCollection(
             {
                 "acc": MulticlassAccuracy(num_classes, average="micro"),
@@ -109,8 +118,16 @@ class FingerspellModule(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
-        logits = self(x)
-        loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        if self.outlier_exposure > 0:
+            # one forward pass for both, so batch norm sees the mix it is trained on
+            outliers = hand_free(x[: max(2, x.shape[0] // 2)])
+            both = self(torch.cat([x, outliers]))
+            logits = both[: x.shape[0]]
+            loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+            loss = loss + self.outlier_exposure * uniform_loss(both[x.shape[0] :])
+        else:
+            logits = self(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
         self.train_loss(loss.detach())
         self.train_metrics.update(logits.detach(), y)
         self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)

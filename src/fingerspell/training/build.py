@@ -81,6 +81,7 @@ def build_module(cfg: DictConfig, datamodule: SignMNISTDataModule) -> Fingerspel
         letters=datamodule.letters,
         num_classes=datamodule.num_classes,
         label_smoothing=float(cfg.module.label_smoothing),
+        outlier_exposure=float(cfg.module.get("outlier_exposure", 0.0)),
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
     )

@@ -47,6 +47,9 @@ def check_config(cfg: DictConfig) -> None:
     smoothing = _number(cfg, "module.label_smoothing")
     if smoothing is not None and not 0 <= smoothing < 1:
         raise ValueError(f"module.label_smoothing={smoothing:g} must be in [0, 1)")
+    exposure = _number(cfg, "module.outlier_exposure")
+    if exposure is not None and exposure < 0:
+        raise ValueError(f"module.outlier_exposure={exposure:g} must be >= 0 (0 turns it off)")
     decay = _number(cfg, "optimizer.weight_decay")
     if decay is not None and decay < 0:
         raise ValueError(f"optimizer.weight_decay={decay:g} must be >= 0")
