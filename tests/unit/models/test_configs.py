@@ -75,7 +75,7 @@ def test_real_hands_preset_trains_the_cnn_under_real_augmentation_with_random_co
     assert type(augment).__name__ == "RealAugment"
     assert (augment.p, augment.randconv, augment.randconv_layers) == (0.5, 1.0, 4)
     assert cfg.model._target_.endswith("ClassicCNN")
-    assert cfg.trainer.max_epochs == 12
+    assert cfg.trainer.max_epochs == 16
 
 
 def test_logger_none_drops_tracking_and_the_sweep_callback() -> None:
