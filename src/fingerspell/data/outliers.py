@@ -11,6 +11,8 @@ no letter. Two kinds are made here, from the training batch itself, with no down
   texture alone is what gets penalised.
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -29,23 +31,25 @@ def shuffle_tiles(x: torch.Tensor, grid: int = 4, generator: torch.Generator | N
     return tiles.reshape(n, grid, grid, c, th, tw).permute(0, 3, 1, 4, 2, 5).reshape(n, c, h, w)
 
 
-def hand_free(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """As many hand-free images as `x` holds: the first half scenes, the rest shuffled hands."""
-    n = x.shape[0]
-    scenes = n // 2
+def scenes(template: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One procedural scene per image of `template` (same shape, dtype, device), no hand in any."""
+    n = template.shape[0]
 
     def rand(*shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=generator).to(x)
+        return torch.rand(*shape, generator=generator).to(template)
 
     def uniform(lo: float, hi: float) -> torch.Tensor:
-        return rand(scenes) * (hi - lo) + lo
+        return rand(n) * (hi - lo) + lo
 
-    background = RealAugment._backgrounds(x[:scenes], rand, uniform)
-    return torch.cat([background, shuffle_tiles(x[scenes:], generator=generator)])
+    return RealAugment._backgrounds(template, rand, uniform)
+
+
+def hand_free(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """As many hand-free images as `x` holds: the first half scenes, the rest shuffled hands."""
+    half = x.shape[0] // 2
+    return torch.cat([scenes(x[:half], generator), shuffle_tiles(x[half:], generator=generator)])
 
 
 def uniform_loss(logits: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy against the uniform distribution over classes (0 only when it is uniform)."""
-    return -F.log_softmax(logits, dim=1).mean(dim=1).mean() - torch.log(
-        torch.tensor(float(logits.shape[1]), device=logits.device)
-    )
+    """KL divergence from the uniform distribution over classes: 0 only for uniform predictions."""
+    return -F.log_softmax(logits, dim=1).mean(dim=1).mean() - math.log(logits.shape[1])

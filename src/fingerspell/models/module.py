@@ -118,16 +118,17 @@ class FingerspellModule(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
+        n = x.shape[0]
         if self.outlier_exposure > 0:
-            # one forward pass for both, so batch norm sees the mix it is trained on
-            outliers = hand_free(x[: max(2, x.shape[0] // 2)])
-            both = self(torch.cat([x, outliers]))
-            logits = both[: x.shape[0]]
-            loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
-            loss = loss + self.outlier_exposure * uniform_loss(both[x.shape[0] :])
+            # half as many hand-free images (at least one), in the same forward pass, so batch
+            # norm sees the mix it is trained on
+            logits = self(torch.cat([x, hand_free(x[: max(2, n // 2)])]))
+            logits, outlier_logits = logits[:n], logits[n:]
         else:
             logits = self(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        if self.outlier_exposure > 0:
+            loss = loss + self.outlier_exposure * uniform_loss(outlier_logits)
         self.train_loss(loss.detach())
         self.train_metrics.update(logits.detach(), y)
         self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
