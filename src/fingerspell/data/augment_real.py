@@ -66,6 +66,8 @@ class RealAugment(nn.Module):
             (Choi et al. 2023, "Pro-RandConv"): one random 3x3 filter around the identity per sample,
             applied 1 to `randconv_layers` times, each pass standardised and squashed by a random tanh, so the
             texture changes grow with depth while the shape stays put.
+        shear: maximum shear angle in degrees (0 = off), with `aspect` a change of viewpoint.
+        aspect: maximum |log aspect ratio| of a stretch along the image axes (0 = off).
         p: probability that a sample is augmented at all.
     """
 
@@ -88,6 +90,8 @@ class RealAugment(nn.Module):
         p: float,
         randconv: float = 0.0,
         randconv_layers: int = 1,
+        shear: float = 0.0,
+        aspect: float = 0.0,
     ) -> None:
         super().__init__()
         lo, hi = float(scale[0]), float(scale[1])
@@ -96,6 +100,7 @@ class RealAugment(nn.Module):
         unit += ["blur", "noise", "compress", "erase", "erase_area", "p", "randconv"]
         checks = {key: 0 <= values[key] <= 1 for key in unit}
         checks |= {"rotation": 0 <= rotation <= 180, "scale": 0 < lo <= hi, "gamma": 0 <= gamma <= 2}
+        checks |= {"shear": 0 <= shear <= 45, "aspect": 0 <= aspect <= 1}
         checks |= {"randconv_layers": isinstance(randconv_layers, int) and 1 <= randconv_layers <= 20}
         for key, ok in checks.items():
             if not ok:
@@ -106,6 +111,7 @@ class RealAugment(nn.Module):
         self.blur, self.noise, self.compress = blur, noise, compress
         self.erase, self.erase_area, self.p = erase, erase_area, p
         self.randconv, self.randconv_layers = randconv, randconv_layers
+        self.shear, self.aspect = shear, aspect
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Augment a batch (N, C, H, W) in [0, 1]; returns a new tensor of the same shape."""
@@ -148,7 +154,23 @@ class RealAugment(nn.Module):
         cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
         row0 = torch.stack([cos * flip, -sin, tx * 2 * active], 1)
         row1 = torch.stack([sin * flip, cos, ty * 2 * active], 1)
-        return torch.stack([row0, row1], 1)
+        theta = torch.stack([row0, row1], 1)
+        if self.shear > 0 or self.aspect > 0:  # drawn only when on: other recipes keep their stream
+            theta = torch.cat([theta[:, :, :2] @ self._viewpoint(active, uniform), theta[:, :, 2:]], 2)
+        return theta
+
+    def _viewpoint(self, active: torch.Tensor, uniform) -> torch.Tensor:
+        """Per-sample shear and aspect change (N, 2, 2): a hand seen from off its axis.
+
+        Sign-MNIST shows every hand from one camera angle; a phone sees it from the side, from below,
+        foreshortened. An affine shear and stretch is the first-order part of that change of view.
+        """
+        shear = torch.tan(uniform(-self.shear, self.shear) * (math.pi / 180) * active)
+        stretch = torch.exp(uniform(-self.aspect, self.aspect) * active / 2)
+        zero = torch.zeros_like(shear)
+        return torch.stack(
+            [torch.stack([stretch, shear * stretch], 1), torch.stack([zero, 1 / stretch], 1)], 1
+        )
 
     @staticmethod
     def _backgrounds(x, rand, uniform):
@@ -250,5 +272,5 @@ class RealAugment(nn.Module):
     def extra_repr(self) -> str:
         keys = ["rotation", "scale", "translate", "hflip", "background", "background_blend", "gamma"]
         keys += ["brightness", "contrast", "blur", "noise", "compress", "erase", "erase_area", "p"]
-        keys += ["randconv", "randconv_layers"]
+        keys += ["randconv", "randconv_layers", "shear", "aspect"]
         return ", ".join(f"{k}={getattr(self, k)}" for k in keys)

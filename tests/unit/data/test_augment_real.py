@@ -1,5 +1,6 @@
 """RealAugment (`augment=real`): seeded, in range, each ingredient doing its job, training batches only."""
 
+import math
 from pathlib import Path
 
 import lightning as L
@@ -83,6 +84,39 @@ def test_p_zero_is_identity(real: RealAugment, batch: torch.Tensor) -> None:
 
 def test_hflip_one_mirrors(batch: torch.Tensor) -> None:
     torch.testing.assert_close(only(hflip=1.0)(batch, gen(0)), batch.flip(-1), atol=1e-5, rtol=0)
+
+
+def test_shear_tilts_columns_and_keeps_rows() -> None:
+    """A shear along x moves each row sideways by an amount that grows with its height: a vertical
+    bar leans, a horizontal bar (the same in every column) stays where it was."""
+    vertical = torch.zeros(16, 1, 28, 28)
+    vertical[..., 12:16] = 1.0
+    horizontal = vertical.transpose(-1, -2).contiguous()
+    sheared = only(shear=30.0)(vertical, gen(0))
+    peak = lambda rows: sheared[:, 0, rows, :].mean(1).argmax(-1).float()  # noqa: E731
+    lean = (peak(slice(0, 3)) - peak(slice(25, 28))).abs()
+    assert (lean >= 3).sum() >= 8, f"most bars lean: shifts {lean.tolist()}"
+    assert (lean[lean >= 3] <= 2 * 14 * math.tan(math.radians(30)) + 2).all()
+    middle = sheared[:, 0, 13:15, :].mean(1).argmax(-1)
+    assert ((middle >= 11) & (middle <= 16)).all(), "the centre row does not move"
+    torch.testing.assert_close(only(shear=30.0)(horizontal, gen(0)), horizontal, atol=2e-4, rtol=0)
+    assert torch.equal(only(shear=30.0, p=0.0)(vertical, gen(0)), vertical)
+
+
+def test_aspect_stretches_one_axis_and_squeezes_the_other() -> None:
+    """A stretch by s along x and 1/s along y: the blob's width/height ratio changes, its area stays."""
+    blob = torch.zeros(16, 1, 28, 28)
+    blob[..., 9:19, 9:19] = 1.0
+    out = only(aspect=0.5)(blob, gen(0))[:, 0] > 0.5
+    width = out.any(1).sum(-1).float()
+    height = out.any(2).sum(-1).float()
+    ratio = width / height
+    assert ratio.max() > 1.2, f"ratios {ratio.tolist()}"
+    assert ratio.min() < 1 / 1.2, f"ratios {ratio.tolist()}"
+    assert (ratio < math.exp(0.5) * 1.25).all()
+    assert (ratio > math.exp(-0.5) / 1.25).all()
+    area = out.sum((1, 2)).float()
+    assert ((area - 100).abs() <= 20).all(), f"areas {area.tolist()}"
 
 
 def test_zoomed_out_hand_sits_on_a_background_in_the_margin() -> None:
@@ -175,6 +209,8 @@ def test_randconv_off_keeps_the_recipe_random_stream(real: RealAugment, batch: t
         {"noise": -0.1},
         {"gamma": 3.0},
         {"rotation": 200.0},
+        {"shear": 60.0},
+        {"aspect": -0.1},
     ],
 )
 def test_out_of_range_params_are_refused(bad: dict) -> None:
