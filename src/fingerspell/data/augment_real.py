@@ -68,6 +68,8 @@ class RealAugment(nn.Module):
             texture changes grow with depth while the shape stays put.
         shear: maximum shear angle in degrees (0 = off), with `aspect` a change of viewpoint.
         aspect: maximum |log aspect ratio| of a stretch along the image axes (0 = off).
+        shading: maximum log-gain of uneven light: a smooth random field (a ramp and soft blobs) that
+            brightens one part of the frame and darkens another (0 = off).
         p: probability that a sample is augmented at all.
     """
 
@@ -92,6 +94,7 @@ class RealAugment(nn.Module):
         randconv_layers: int = 1,
         shear: float = 0.0,
         aspect: float = 0.0,
+        shading: float = 0.0,
     ) -> None:
         super().__init__()
         lo, hi = float(scale[0]), float(scale[1])
@@ -100,7 +103,7 @@ class RealAugment(nn.Module):
         unit += ["blur", "noise", "compress", "erase", "erase_area", "p", "randconv"]
         checks = {key: 0 <= values[key] <= 1 for key in unit}
         checks |= {"rotation": 0 <= rotation <= 180, "scale": 0 < lo <= hi, "gamma": 0 <= gamma <= 2}
-        checks |= {"shear": 0 <= shear <= 45, "aspect": 0 <= aspect <= 1}
+        checks |= {"shear": 0 <= shear <= 45, "aspect": 0 <= aspect <= 1, "shading": 0 <= shading <= 2}
         checks |= {"randconv_layers": isinstance(randconv_layers, int) and 1 <= randconv_layers <= 20}
         for key, ok in checks.items():
             if not ok:
@@ -111,7 +114,7 @@ class RealAugment(nn.Module):
         self.blur, self.noise, self.compress = blur, noise, compress
         self.erase, self.erase_area, self.p = erase, erase_area, p
         self.randconv, self.randconv_layers = randconv, randconv_layers
-        self.shear, self.aspect = shear, aspect
+        self.shear, self.aspect, self.shading = shear, aspect, shading
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Augment a batch (N, C, H, W) in [0, 1]; returns a new tensor of the same shape."""
@@ -141,6 +144,8 @@ class RealAugment(nn.Module):
         out = use_bg * (alpha * out + (1 - alpha) * bg) + (1 - use_bg) * out
         if self.randconv > 0:  # drawn only when on, so recipes without it keep their random stream
             out = self._random_conv(out, coin, uniform, rand, generator)
+        if self.shading > 0:  # drawn only when on, like randconv
+            out = self._shade(out, active, uniform, rand)
         out = self._photometric(out, active, uniform)
         out = self._degrade(out, coin, uniform, generator)
         return self._erase(out, coin, uniform, rand).clamp_(0, 1)
@@ -230,6 +235,24 @@ class RealAugment(nn.Module):
         mix = uniform(0, 1).view(n, 1, 1, 1) * coin(self.randconv)  # weight of the filtered image
         return x + mix * (y - x)
 
+    def _shade(self, x, active, uniform, rand):
+        """Uneven light: the image times a smooth random gain field (a ramp plus a few soft blobs).
+
+        Sign-MNIST hands are lit evenly; a phone photo has a lit side, a shadowed side and hot spots,
+        which one global gamma or contrast cannot make.
+        """
+        n, _, h, w = x.shape
+        ys = torch.linspace(-1, 1, h, dtype=x.dtype, device=x.device).view(1, h, 1)
+        xs = torch.linspace(-1, 1, w, dtype=x.dtype, device=x.device).view(1, 1, w)
+        angle = uniform(0, 2 * math.pi).view(n, 1, 1)
+        ramp = torch.cos(angle) * xs + torch.sin(angle) * ys
+        blobs = F.interpolate(rand(n, 1, 3, 3) * 2 - 1, size=(h, w), mode="bicubic", align_corners=False)[
+            :, 0
+        ]
+        strength = (uniform(0, self.shading) * active).view(n, 1, 1)
+        gain = torch.exp(strength * (ramp + blobs) / 2)
+        return (x * gain.unsqueeze(1)).clamp(0, 1)
+
     def _photometric(self, x, active, uniform):
         """Gamma, contrast and brightness, each per sample."""
         n = x.shape[0]
@@ -272,5 +295,5 @@ class RealAugment(nn.Module):
     def extra_repr(self) -> str:
         keys = ["rotation", "scale", "translate", "hflip", "background", "background_blend", "gamma"]
         keys += ["brightness", "contrast", "blur", "noise", "compress", "erase", "erase_area", "p"]
-        keys += ["randconv", "randconv_layers", "shear", "aspect"]
+        keys += ["randconv", "randconv_layers", "shear", "aspect", "shading"]
         return ", ".join(f"{k}={getattr(self, k)}" for k in keys)

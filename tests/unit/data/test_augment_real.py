@@ -119,6 +119,20 @@ def test_aspect_stretches_one_axis_and_squeezes_the_other() -> None:
     assert ((area - 100).abs() <= 20).all(), f"areas {area.tolist()}"
 
 
+def test_shading_is_a_smooth_light_field_that_multiplies_the_image() -> None:
+    """Uneven light: each sample times its own smooth gain field, the same for any image content."""
+    dim, bright = torch.full((8, 1, 28, 28), 0.2), torch.full((8, 1, 28, 28), 0.4)
+    lit_dim, lit_bright = only(shading=1.0)(dim, gen(0)), only(shading=1.0)(bright, gen(0))
+    torch.testing.assert_close(lit_bright, 2 * lit_dim, atol=1e-4, rtol=1e-3)  # a gain, not an offset
+    gain = lit_dim / 0.2
+    assert gain.flatten(1).std(1).gt(0.02).sum() >= 6, "most samples get visibly uneven light"
+    assert gain.min() > math.exp(-1.5)
+    assert gain.max() < math.exp(1.5)
+    steps = (gain[..., 1:, :] - gain[..., :-1, :]).abs().max(), (gain[..., 1:] - gain[..., :-1]).abs().max()
+    assert max(steps) < 0.25, "smooth: no jumps between neighbouring pixels"
+    assert not torch.equal(lit_dim, only(shading=1.0)(dim, gen(1)))
+
+
 def test_zoomed_out_hand_sits_on_a_background_in_the_margin() -> None:
     flat = torch.full((8, 1, 28, 28), 0.5)
     plain = only(scale=(0.5, 0.5))(flat, gen(0))
@@ -211,6 +225,7 @@ def test_randconv_off_keeps_the_recipe_random_stream(real: RealAugment, batch: t
         {"rotation": 200.0},
         {"shear": 60.0},
         {"aspect": -0.1},
+        {"shading": 3.0},
     ],
 )
 def test_out_of_range_params_are_refused(bad: dict) -> None:
