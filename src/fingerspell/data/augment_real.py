@@ -70,6 +70,8 @@ class RealAugment(nn.Module):
         aspect: maximum |log aspect ratio| of a stretch along the image axes (0 = off).
         shading: maximum log-gain of uneven light: a smooth random field (a ramp and soft blobs) that
             brightens one part of the frame and darkens another (0 = off).
+        hflip_all: flip with probability `hflip` also the samples that `p` leaves untouched, so
+            the model sees left and right hands equally often (otherwise only augmented ones flip).
         p: probability that a sample is augmented at all.
     """
 
@@ -95,6 +97,7 @@ class RealAugment(nn.Module):
         shear: float = 0.0,
         aspect: float = 0.0,
         shading: float = 0.0,
+        hflip_all: bool = False,
     ) -> None:
         super().__init__()
         lo, hi = float(scale[0]), float(scale[1])
@@ -108,6 +111,8 @@ class RealAugment(nn.Module):
         for key, ok in checks.items():
             if not ok:
                 raise ValueError(f"augment.{key} is out of range: {values[key]!r}")
+        if not isinstance(hflip_all, bool):
+            raise ValueError(f"augment.hflip_all must be true or false, got {hflip_all!r}")
         self.rotation, self.scale, self.translate, self.hflip = rotation, (lo, hi), translate, hflip
         self.background, self.background_blend = background, background_blend
         self.gamma, self.brightness, self.contrast = gamma, brightness, contrast
@@ -115,11 +120,12 @@ class RealAugment(nn.Module):
         self.erase, self.erase_area, self.p = erase, erase_area, p
         self.randconv, self.randconv_layers = randconv, randconv_layers
         self.shear, self.aspect, self.shading = shear, aspect, shading
+        self.hflip_all = hflip_all
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Augment a batch (N, C, H, W) in [0, 1]; returns a new tensor of the same shape."""
         n = x.shape[0]
-        if n == 0 or self.p == 0:
+        if n == 0 or (self.p == 0 and not (self.hflip_all and self.hflip > 0)):
             return x
 
         def rand(*shape: int) -> torch.Tensor:
@@ -155,7 +161,8 @@ class RealAugment(nn.Module):
         angle = uniform(-self.rotation, self.rotation) * (math.pi / 180) * active
         zoom = 1 + (uniform(*self.scale) - 1) * active
         tx, ty = uniform(-self.translate, self.translate), uniform(-self.translate, self.translate)
-        flip = torch.where((uniform(0, 1) < self.hflip) & (active > 0), -1.0, 1.0).to(active)
+        flippable = torch.ones_like(active, dtype=torch.bool) if self.hflip_all else active > 0
+        flip = torch.where((uniform(0, 1) < self.hflip) & flippable, -1.0, 1.0).to(active)
         cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
         row0 = torch.stack([cos * flip, -sin, tx * 2 * active], 1)
         row1 = torch.stack([sin * flip, cos, ty * 2 * active], 1)
@@ -295,5 +302,5 @@ class RealAugment(nn.Module):
     def extra_repr(self) -> str:
         keys = ["rotation", "scale", "translate", "hflip", "background", "background_blend", "gamma"]
         keys += ["brightness", "contrast", "blur", "noise", "compress", "erase", "erase_area", "p"]
-        keys += ["randconv", "randconv_layers", "shear", "aspect", "shading"]
+        keys += ["randconv", "randconv_layers", "shear", "aspect", "shading", "hflip_all"]
         return ", ".join(f"{k}={getattr(self, k)}" for k in keys)

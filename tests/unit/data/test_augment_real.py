@@ -86,6 +86,17 @@ def test_hflip_one_mirrors(batch: torch.Tensor) -> None:
     torch.testing.assert_close(only(hflip=1.0)(batch, gen(0)), batch.flip(-1), atol=1e-5, rtol=0)
 
 
+def test_hflip_all_mirrors_the_untouched_samples_too(batch: torch.Tensor) -> None:
+    """With `hflip_all`, the flip no longer waits for `p`: left and right hands come equally often."""
+    torch.testing.assert_close(only(hflip=1.0, hflip_all=True, p=0.0)(batch, gen(0)), batch.flip(-1))
+    assert torch.equal(only(hflip=1.0, p=0.0)(batch, gen(0)), batch)
+    half = only(hflip=1.0, p=0.5)(batch, gen(0))
+    mirrored = [torch.allclose(h, b.flip(-1), atol=1e-5) for h, b in zip(half, batch, strict=True)]
+    assert 0 < sum(mirrored) < len(batch), "without it only the augmented half is mirrored"
+    every = only(hflip=1.0, p=0.5, hflip_all=True)(batch, gen(0))
+    torch.testing.assert_close(every, batch.flip(-1), atol=1e-5, rtol=0)
+
+
 def test_shear_tilts_columns_and_keeps_rows() -> None:
     """A shear along x moves each row sideways by an amount that grows with its height: a vertical
     bar leans, a horizontal bar (the same in every column) stays where it was."""
@@ -226,6 +237,7 @@ def test_randconv_off_keeps_the_recipe_random_stream(real: RealAugment, batch: t
         {"shear": 60.0},
         {"aspect": -0.1},
         {"shading": 3.0},
+        {"hflip_all": "yes"},
     ],
 )
 def test_out_of_range_params_are_refused(bad: dict) -> None:
