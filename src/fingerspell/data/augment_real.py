@@ -24,9 +24,16 @@ def _blur3(x: torch.Tensor) -> torch.Tensor:
     return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=x.shape[1])
 
 
-def _warp(x: torch.Tensor, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Warp a batch by `theta`; returns it and a soft in-frame mask (0 where the frame is empty)."""
+def _warp(
+    x: torch.Tensor, theta: torch.Tensor, offset: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Warp a batch by `theta` and an optional per-pixel grid `offset` (N, H, W, 2).
+
+    Returns the warped batch and a soft in-frame mask (0 where the frame is empty).
+    """
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    if offset is not None:
+        grid = grid + offset
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     ones = torch.ones(x.shape[0], 1, *x.shape[2:], dtype=x.dtype, device=x.device)
     inside = F.grid_sample(ones, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -72,6 +79,7 @@ class RealAugment(nn.Module):
             brightens one part of the frame and darkens another (0 = off).
         hflip_all: flip with probability `hflip` also the samples that `p` leaves untouched, so
             the model sees left and right hands equally often (otherwise only augmented ones flip).
+        elastic: maximum displacement of a smooth random warp, as a fraction of the side (0 = off).
         p: probability that a sample is augmented at all.
     """
 
@@ -98,6 +106,7 @@ class RealAugment(nn.Module):
         aspect: float = 0.0,
         shading: float = 0.0,
         hflip_all: bool = False,
+        elastic: float = 0.0,
     ) -> None:
         super().__init__()
         lo, hi = float(scale[0]), float(scale[1])
@@ -107,6 +116,7 @@ class RealAugment(nn.Module):
         checks = {key: 0 <= values[key] <= 1 for key in unit}
         checks |= {"rotation": 0 <= rotation <= 180, "scale": 0 < lo <= hi, "gamma": 0 <= gamma <= 2}
         checks |= {"shear": 0 <= shear <= 45, "aspect": 0 <= aspect <= 1, "shading": 0 <= shading <= 2}
+        checks |= {"elastic": 0 <= elastic <= 0.25}
         checks |= {"randconv_layers": isinstance(randconv_layers, int) and 1 <= randconv_layers <= 20}
         for key, ok in checks.items():
             if not ok:
@@ -120,7 +130,7 @@ class RealAugment(nn.Module):
         self.erase, self.erase_area, self.p = erase, erase_area, p
         self.randconv, self.randconv_layers = randconv, randconv_layers
         self.shear, self.aspect, self.shading = shear, aspect, shading
-        self.hflip_all = hflip_all
+        self.hflip_all, self.elastic = hflip_all, elastic
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Augment a batch (N, C, H, W) in [0, 1]; returns a new tensor of the same shape."""
@@ -140,11 +150,12 @@ class RealAugment(nn.Module):
 
         active = (rand(n) < self.p).to(x.dtype)
         theta = self._theta(active, uniform).to(x)
-        out, inside = _warp(x, theta)
+        offset = self._elastic(x, active, uniform, rand) if self.elastic > 0 else None  # drawn only when on
+        out, inside = _warp(x, theta, offset)
         bg = self._backgrounds(x, rand, uniform)
         use_bg = coin(self.background)
         edges = (x - _blur3(x)).abs()
-        smooth, _ = _warp(1 - (_blur3(_blur3(edges)) * 8).clamp(0, 1), theta)  # 1 on flat regions
+        smooth, _ = _warp(1 - (_blur3(_blur3(edges)) * 8).clamp(0, 1), theta, offset)  # 1 on flat regions
         blend = uniform(0, self.background_blend).view(n, 1, 1, 1) * smooth * inside
         alpha = inside * (1 - blend)  # how much of each pixel is hand
         out = use_bg * (alpha * out + (1 - alpha) * bg) + (1 - use_bg) * out
@@ -170,6 +181,18 @@ class RealAugment(nn.Module):
         if self.shear > 0 or self.aspect > 0:  # drawn only when on: other recipes keep their stream
             theta = torch.cat([theta[:, :, :2] @ self._viewpoint(active, uniform), theta[:, :, 2:]], 2)
         return theta
+
+    def _elastic(self, x: torch.Tensor, active: torch.Tensor, uniform, rand) -> torch.Tensor:
+        """A smooth random displacement of the sampling grid (N, H, W, 2): other hands' proportions.
+
+        Sign-MNIST's 27k images come from a few signers' hands; a smooth warp (Simard et al. 2003)
+        thickens and bends fingers and changes their lengths a little, which no affine map does.
+        """
+        n, _, h, w = x.shape
+        coarse = rand(n, 2, 4, 4) * 2 - 1
+        field = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)
+        strength = (uniform(0, self.elastic) * active * 2).view(n, 1, 1, 1)  # grid spans [-1, 1]
+        return (field * strength).permute(0, 2, 3, 1)
 
     def _viewpoint(self, active: torch.Tensor, uniform) -> torch.Tensor:
         """Per-sample shear and aspect change (N, 2, 2): a hand seen from off its axis.
@@ -302,5 +325,5 @@ class RealAugment(nn.Module):
     def extra_repr(self) -> str:
         keys = ["rotation", "scale", "translate", "hflip", "background", "background_blend", "gamma"]
         keys += ["brightness", "contrast", "blur", "noise", "compress", "erase", "erase_area", "p"]
-        keys += ["randconv", "randconv_layers", "shear", "aspect", "shading", "hflip_all"]
+        keys += ["randconv", "randconv_layers", "shear", "aspect", "shading", "hflip_all", "elastic"]
         return ", ".join(f"{k}={getattr(self, k)}" for k in keys)

@@ -97,6 +97,20 @@ def test_hflip_all_mirrors_the_untouched_samples_too(batch: torch.Tensor) -> Non
     torch.testing.assert_close(every, batch.flip(-1), atol=1e-5, rtol=0)
 
 
+def test_elastic_moves_pixels_by_a_smooth_bounded_amount() -> None:
+    """On a ramp whose value is the x (or y) coordinate, out - in is the displacement itself: at most
+    `elastic` of the side, non-zero, and smooth (no tearing between neighbouring pixels)."""
+    ramp = torch.linspace(0, 1, 28).view(1, 1, 1, 28).expand(16, 1, 28, 28).contiguous()
+    for image in (ramp, ramp.transpose(-1, -2).contiguous()):
+        moved = only(elastic=0.1)(image, gen(0)) - image
+        interior = moved[..., 2:-2, 2:-2]  # the border clamps the sample and hides the shift
+        assert interior.abs().max() <= 0.1 + 1 / 27
+        assert interior.abs().flatten(1).mean(1).gt(0.005).sum() >= 12, "most samples are warped"
+        steps = (moved[..., 1:, :] - moved[..., :-1, :]).abs(), (moved[..., 1:] - moved[..., :-1]).abs()
+        assert max(float(step.max()) for step in steps) < 0.5 * float(interior.abs().max())
+    assert not torch.equal(only(elastic=0.1)(ramp, gen(0)), only(elastic=0.1)(ramp, gen(1)))
+
+
 def test_shear_tilts_columns_and_keeps_rows() -> None:
     """A shear along x moves each row sideways by an amount that grows with its height: a vertical
     bar leans, a horizontal bar (the same in every column) stays where it was."""
@@ -238,6 +252,7 @@ def test_randconv_off_keeps_the_recipe_random_stream(real: RealAugment, batch: t
         {"aspect": -0.1},
         {"shading": 3.0},
         {"hflip_all": "yes"},
+        {"elastic": 0.5},
     ],
 )
 def test_out_of_range_params_are_refused(bad: dict) -> None:
