@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 HALF = ["augment=real", "augment.p=0.5"]
 PROGRESSIVE = [*HALF, "augment.randconv=1.0", "augment.randconv_layers=4"]
+# validate, checkpoint and ship an exponential moving average of the weights (Lightning callback)
+EMA = "+callbacks.ema={_target_:lightning.pytorch.callbacks.EMAWeightAveraging,decay:0.998}"
 
 # name -> Hydra overrides; every `real-no_*` row is `real` with one ingredient off.
 RECIPES: dict[str, list[str]] = {
@@ -51,6 +53,12 @@ RECIPES: dict[str, list[str]] = {
     "half-prorandconv-shading": [*PROGRESSIVE, "augment.shading=1.0"],
     "half-prorandconv-mirror_all": [*PROGRESSIVE, "augment.hflip_all=true"],
     "half-prorandconv-elastic": [*PROGRESSIVE, "augment.elastic=0.06"],
+    "half-prorandconv-ema": [*PROGRESSIVE, EMA],
+    "half-prorandconv-small": [*PROGRESSIVE, "model=cnn_small"],
+    "half-prorandconv-small_wide": [*PROGRESSIVE, "model=cnn_small", "model.widths=[32,64,128]"],
+    "half-prorandconv-sgd": [*PROGRESSIVE, "optimizer=sgd"],
+    "prorandconv-p0.7": [*PROGRESSIVE, "augment.p=0.7"],  # the later augment.p wins
+    "half-prorandconv-jsd": PROGRESSIVE,  # + CONSISTENCY below
     "real-no_background": ["augment=real", "augment.background=0", "augment.background_blend=0"],
     "real-no_photometric": ["augment=real", "augment.gamma=0", "augment.brightness=0", "augment.contrast=0"],
     "real-no_degradation": ["augment=real", "augment.blur=0", "augment.noise=0", "augment.compress=0"],
@@ -59,6 +67,9 @@ RECIPES: dict[str, list[str]] = {
     "real-no_flip": ["augment=real", "augment.hflip=0"],
     "real-resnet": ["augment=real", "model=resnet", "model.widths=[32,64,128]", "model.blocks_per_stage=2"],
 }
+# recipes trained on two augmented views of each batch, with this weight on the Jensen-Shannon
+# divergence between their predictions (a consistency loss, as in AugMix and Random Convolutions)
+CONSISTENCY = {"half-prorandconv-jsd": 10.0}
 # the same ingredient switches on the p=0.5 recipe (`experiment=real_hands`)
 RECIPES |= {
     name.replace("real-", "half-"): [*overrides, "augment.p=0.5"]
@@ -67,11 +78,53 @@ RECIPES |= {
 }
 
 
+def two_view_training(datamodule: object, module: object, weight: float) -> None:
+    """Turn a run into consistency training: each training batch is augmented twice (each view
+    under `augment.p` on its own, so a clean and an augmented view of one image often meet),
+    cross-entropy on the first view, plus `weight` x the Jensen-Shannon divergence of the two
+    views' predictions. Trial code for the ablation only, hence the class swap."""
+    import torch
+    import torch.nn.functional as F
+
+    from fingerspell.data.datamodule import SignMNISTDataModule
+    from fingerspell.models.module import FingerspellModule
+
+    class TwoViews(SignMNISTDataModule):
+        def on_after_batch_transfer(self, batch, dataloader_idx):  # type: ignore[no-untyped-def]
+            trainer = self.trainer
+            if self.augment is None or trainer is None or not trainer.training:
+                return super().on_after_batch_transfer(batch, dataloader_idx)
+            images, labels = batch
+            x = images.float().div_(255)
+            views = [self.augment(x.clone(), generator=self._aug_gen) for _ in range(2)]
+            return torch.cat(views), labels
+
+    class Consistent(FingerspellModule):
+        def training_step(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+            x, y = batch
+            n = y.shape[0]
+            logits = self(x)  # both views in one pass: batch norm sees both
+            first, second = logits[:n], logits[n:]
+            p, q = first.softmax(1), second.softmax(1)
+            log_mid = ((p + q) / 2).clamp_min(1e-7).log()
+            jsd = (
+                F.kl_div(log_mid, p, reduction="batchmean") + F.kl_div(log_mid, q, reduction="batchmean")
+            ) / 2
+            loss = F.cross_entropy(first, y, label_smoothing=self.label_smoothing) + weight * jsd
+            self.train_loss(loss.detach())
+            self.train_metrics.update(first.detach(), y)
+            return loss
+
+    datamodule.__class__ = TwoViews
+    module.__class__ = Consistent
+
+
 def run_one(recipe: str, seed: int, epochs: int, dev: Path, out: Path, save: Path | None) -> None:
     """Train one recipe/seed and write its scores as JSON to `out`."""
     import lightning as L
     import torch
     from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from fingerspell.configs import CONFIG_DIR
@@ -90,15 +143,23 @@ def run_one(recipe: str, seed: int, epochs: int, dev: Path, out: Path, save: Pat
     L.seed_everything(seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)
+    if recipe in CONSISTENCY:
+        two_view_training(datamodule, module, CONSISTENCY[recipe])
     ckpt_dir = Path(out).with_suffix("")
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/loss", mode="min")
+    # weight averaging from the recipe's `callbacks` (checkpoints then hold the averaged weights)
+    averaging = [
+        instantiate(node)
+        for node in (cfg.get("callbacks") or {}).values()
+        if node is not None and "WeightAveraging" in str(node._target_)
+    ]
     trainer = L.Trainer(
         accelerator="gpu" if gpu else "cpu",
         devices=1,
         max_epochs=epochs,
         precision="bf16-mixed" if gpu else "32-true",
         logger=False,
-        callbacks=[checkpoint],
+        callbacks=[checkpoint, *averaging],
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -166,6 +227,12 @@ NAMES = {
     "half-prorandconv-shading": "p=0.5 + progressive random convolutions + uneven light (shading 1.0)",
     "half-prorandconv-mirror_all": "p=0.5 + progressive random convolutions, mirroring every image (not only augmented ones)",
     "half-prorandconv-elastic": "p=0.5 + progressive random convolutions + elastic warp (0.06 of the side)",
+    "half-prorandconv-ema": "p=0.5 + progressive random convolutions, EMA of the weights (decay 0.998)",
+    "half-prorandconv-small": "p=0.5 + progressive random convolutions, small CNN (16-32-64, 48k parameters)",
+    "half-prorandconv-small_wide": "p=0.5 + progressive random convolutions, small CNN widened (32-64-128)",
+    "half-prorandconv-sgd": "p=0.5 + progressive random convolutions, SGD + Nesterov (lr 0.05) instead of AdamW",
+    "prorandconv-p0.7": "p=0.7 (not 0.5) + progressive random convolutions",
+    "half-prorandconv-jsd": "p=0.5 + progressive random convolutions, two views + consistency loss (JSD, weight 10)",
     "half-no_background": "p=0.5, no backgrounds",
     "half-no_zoom_out": "p=0.5, classic geometry (no zoom-out)",
     "half-no_photometric": "p=0.5, no gamma/contrast/brightness",
