@@ -59,6 +59,7 @@ RECIPES: dict[str, list[str]] = {
     "half-prorandconv-sgd": [*PROGRESSIVE, "optimizer=sgd"],
     "prorandconv-p0.7": [*PROGRESSIVE, "augment.p=0.7"],  # the later augment.p wins
     "half-prorandconv-jsd": PROGRESSIVE,  # + CONSISTENCY below
+    "half-prorandconv-jsd1": PROGRESSIVE,
     "real-no_background": ["augment=real", "augment.background=0", "augment.background_blend=0"],
     "real-no_photometric": ["augment=real", "augment.gamma=0", "augment.brightness=0", "augment.contrast=0"],
     "real-no_degradation": ["augment=real", "augment.blur=0", "augment.noise=0", "augment.compress=0"],
@@ -69,7 +70,7 @@ RECIPES: dict[str, list[str]] = {
 }
 # recipes trained on two augmented views of each batch, with this weight on the Jensen-Shannon
 # divergence between their predictions (a consistency loss, as in AugMix and Random Convolutions)
-CONSISTENCY = {"half-prorandconv-jsd": 10.0}
+CONSISTENCY = {"half-prorandconv-jsd": 10.0, "half-prorandconv-jsd1": 1.0}
 # the same ingredient switches on the p=0.5 recipe (`experiment=real_hands`)
 RECIPES |= {
     name.replace("real-", "half-"): [*overrides, "augment.p=0.5"]
@@ -233,6 +234,7 @@ NAMES = {
     "half-prorandconv-sgd": "p=0.5 + progressive random convolutions, SGD + Nesterov (lr 0.05) instead of AdamW",
     "prorandconv-p0.7": "p=0.7 (not 0.5) + progressive random convolutions",
     "half-prorandconv-jsd": "p=0.5 + progressive random convolutions, two views + consistency loss (JSD, weight 10)",
+    "half-prorandconv-jsd1": "p=0.5 + progressive random convolutions, two views + consistency loss (JSD, weight 1)",
     "real-no_background": "real, p=1, no backgrounds",
     "real-no_zoom_out": "real, p=1, classic geometry (no zoom-out)",
     "real-no_photometric": "real, p=1, no gamma/contrast/brightness",
