@@ -21,11 +21,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fingerspell.atomic import temp_beside
 from fingerspell.photos.metrics import grouped_bootstrap
+
+if TYPE_CHECKING:  # torch and Lightning load inside the runs, so `--table` starts without them
+    import torch
+
+    from fingerspell.data.datamodule import SignMNISTDataModule
+    from fingerspell.models.module import FingerspellModule
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,11 +86,20 @@ RECIPES |= {
 }
 
 
-def two_view_training(datamodule: object, module: object, weight: float) -> None:
+def jensen_shannon(first: "torch.Tensor", second: "torch.Tensor") -> "torch.Tensor":
+    """Mean Jensen-Shannon divergence between the softmax of two logit batches: 0 when they agree, at most ln 2."""
+    import torch.nn.functional as F
+
+    p, q = first.softmax(1), second.softmax(1)
+    log_mid = ((p + q) / 2).clamp_min(1e-7).log()
+    return (F.kl_div(log_mid, p, reduction="batchmean") + F.kl_div(log_mid, q, reduction="batchmean")) / 2
+
+
+def two_view_training(datamodule: "SignMNISTDataModule", module: "FingerspellModule", weight: float) -> None:
     """Turn a run into consistency training: each training batch is augmented twice (each view
     under `augment.p` on its own, so a clean and an augmented view of one image often meet),
     cross-entropy on the first view, plus `weight` x the Jensen-Shannon divergence of the two
-    views' predictions. Trial code for the ablation only, hence the class swap."""
+    views' predictions. Trial code for the ablation only, hence the class swap in place."""
     import torch
     import torch.nn.functional as F
 
@@ -106,12 +122,8 @@ def two_view_training(datamodule: object, module: object, weight: float) -> None
             n = y.shape[0]
             logits = self(x)  # both views in one pass: batch norm sees both
             first, second = logits[:n], logits[n:]
-            p, q = first.softmax(1), second.softmax(1)
-            log_mid = ((p + q) / 2).clamp_min(1e-7).log()
-            jsd = (
-                F.kl_div(log_mid, p, reduction="batchmean") + F.kl_div(log_mid, q, reduction="batchmean")
-            ) / 2
-            loss = F.cross_entropy(first, y, label_smoothing=self.label_smoothing) + weight * jsd
+            ce = F.cross_entropy(first, y, label_smoothing=self.label_smoothing)
+            loss = ce + weight * jensen_shannon(first, second)
             self.train_loss(loss.detach())
             self.train_metrics.update(first.detach(), y)
             return loss
