@@ -92,3 +92,24 @@ def test_bad_sets_are_one_clear_line(trained_onnx: Path, tmp_path: Path, make, s
     assert says in done.stderr
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_tta_averages_the_views_of_each_photo(trained_onnx: Path, half_right: tuple[Path, Path, int]) -> None:
+    from fingerspell.inference.predictor import OnnxPredictor
+    from fingerspell.photos.dataset import load_photo_set
+    from fingerspell.photos.evaluate import model_inputs
+
+    root, _, n = half_right
+    done = run_cli(str(trained_onnx), str(root), "--reading", "auto", "--tta", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["tta"] is True
+    assert result["n_images"] == 2 * n
+    predictor = OnnxPredictor(trained_onnx)
+    views, _, _ = model_inputs(load_photo_set(root, predictor.letters), "auto", tta=True)
+    assert views.shape == (2 * n, 8, 28, 28)
+    expected = predictor.predict_proba_views(views).max(axis=1).mean()
+    assert result["mean_confidence"] == pytest.approx(float(expected), abs=1e-4)
+    plain = json.loads(run_cli(str(trained_onnx), str(root), "--reading", "auto", "--json").stdout)
+    assert plain["tta"] is False
+    assert plain["mean_confidence"] != pytest.approx(result["mean_confidence"], abs=1e-4)

@@ -1,4 +1,4 @@
-"""Export calibration: the shipped default (threshold only) and `calibration.temperature=true` (T too)."""
+"""Export calibration: the shipped default (threshold only) and the real-hands settings (T and class bias too)."""
 
 import json
 import subprocess
@@ -36,12 +36,13 @@ def export(checkpoint: Path, processed_dir: Path, out: Path, *overrides: str) ->
 def calibrated(
     trained_checkpoint: Path, processed_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    """Temperature scaling switched on (opt-in) on top of the shipped threshold."""
+    """Temperature scaling and the class bias switched on (opt-in) on top of the shipped threshold."""
     return export(
         trained_checkpoint,
         processed_dir,
         tmp_path_factory.mktemp("calibrated"),
         "calibration.temperature=true",
+        "calibration.class_bias=true",
     )
 
 
@@ -79,19 +80,28 @@ def test_report_shows_the_fit_and_its_effect(calibrated: Path) -> None:
     assert cal["held_out_plain"]["images"] * 2 == held["images"], "plain + 2 augmented passes"
 
 
-def test_metadata_carries_temperature_and_threshold(calibrated: Path, processed_dir: Path) -> None:
+def test_metadata_carries_temperature_bias_and_threshold(calibrated: Path, processed_dir: Path) -> None:
     report = json.loads((calibrated / "export.json").read_text())
     props = {p.key: p.value for p in onnx.load(str(calibrated / "model.onnx")).metadata_props}
     assert float(props["fingerspell.temperature"]) == report["calibration"]["temperature"]
     assert float(props["fingerspell.unsure_threshold"]) == report["calibration"]["unsure_threshold"]
-    assert report["parity"]["passed"] is True, "parity holds with the temperature applied"
-    # the predictor applies T: held-out NLL recomputed from its probabilities matches softmax(z / T)
+    assert json.loads(props["fingerspell.class_bias"]) == report["calibration"]["class_bias"]
+    assert len(report["calibration"]["class_bias"]) == 24
+    assert report["parity"]["passed"] is True, "parity holds with the temperature and bias applied"
+    # the report's test accuracy is the calibrated model's (b can move the argmax), as shipped
+    test_images, test_labels = load_split(processed_dir, "test")
+    shipped_acc = (
+        OnnxPredictor(calibrated / "model.onnx").predict_proba(test_images).argmax(1) == test_labels
+    ).mean()
+    assert report["calibration"]["test"]["accuracy"] == pytest.approx(shipped_acc, abs=1e-4)
+    # the predictor applies T and b: NLL recomputed from its probabilities matches softmax(z / T + b)
     predictor = OnnxPredictor(calibrated / "model.onnx")
     images, labels = load_split(processed_dir, "val")
     probs = predictor.predict_proba(images[:500])
     ours = float(-np.log(probs[np.arange(500), labels[:500]] + 1e-12).mean())
     logits = predictor.session.run(["logits"], {"image": images[:500].astype(np.float32)})[0]
-    assert ours == pytest.approx(nll(logits, labels[:500], predictor.metadata.temperature), abs=1e-3)
+    bias = np.array(predictor.metadata.class_bias)
+    assert ours == pytest.approx(nll(logits, labels[:500], predictor.metadata.temperature, bias), abs=1e-3)
 
 
 def test_a_scene_without_a_hand_is_unsure_and_test_images_are_answered(
@@ -112,6 +122,8 @@ def test_shipped_export_has_a_threshold_and_no_temperature(shipped: Path) -> Non
     props = {p.key: p.value for p in onnx.load(str(shipped / "model.onnx")).metadata_props}
     assert cal["temperature"] is None
     assert "fingerspell.temperature" not in props
+    assert "fingerspell.class_bias" not in props
+    assert cal["class_bias"] is None
     assert float(props["fingerspell.unsure_threshold"]) == cal["unsure_threshold"]
     assert "real-photo augmentation" in cal["fitted_on"], "the threshold sees shifted held-out images"
     assert cal["held_out"]["ece_after"] == cal["held_out"]["ece_before"], "no temperature, same probabilities"

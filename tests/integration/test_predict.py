@@ -169,3 +169,35 @@ def test_bad_model_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     err = capsys.readouterr().err
     assert "not a loadable ONNX model" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_tta_averages_views_of_photos_and_leaves_csv_rows_alone(
+    trained_onnx: Path, known_samples: list[KnownSample], tmp_path: Path
+) -> None:
+    from fingerspell.inference.images import read_image_file, to_model_views
+    from fingerspell.inference.predictor import OnnxPredictor
+
+    photo = save(known_samples[0], tmp_path / "hand.jpg", colour=True, size=160)
+    rows = tmp_path / "rows.csv"
+    sample = known_samples[1]
+    rows.write_text(HEADER + "\n" + ",".join(["0", *map(str, sample.pixels.ravel())]) + "\n")
+
+    def run(*extra: str) -> dict:
+        done = subprocess.run(
+            [*CMD, str(trained_onnx), str(photo), str(rows), "--json", "--top-k", "24", *extra],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    tta, plain = run("--tta"), run()
+    assert tta["model"]["tta"] is True
+    assert plain["model"]["tta"] is False
+    predictor = OnnxPredictor(trained_onnx)
+    views = to_model_views(read_image_file(photo, colour=True), crop="auto")
+    expected = predictor.predict_proba_views(views[None])[0]
+    got = {t["letter"]: t["probability"] for t in tta["predictions"][0]["top_k"]}
+    for i, letter in enumerate(predictor.letters):
+        assert got[letter] == pytest.approx(float(expected[i]), abs=1e-5)
+    assert tta["predictions"][0]["top_k"] != plain["predictions"][0]["top_k"], "the views change the answer"
+    assert tta["predictions"][1] == plain["predictions"][1], "a 28x28 CSV row is one view already"

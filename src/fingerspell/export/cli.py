@@ -29,6 +29,7 @@ def settings_from_config(cfg: DictConfig) -> ExportSettings:
     calibration = CalibrationSettings(
         enabled=bool(c.get("enabled", False)),
         temperature=bool(c.get("temperature", False)),
+        class_bias=bool(c.get("class_bias", False)),
         repeats=int(c.get("repeats", 2)),
         seed=int(c.get("seed", 0)),
         target_accuracy=float(c.get("target_accuracy", 0.9)),

@@ -24,11 +24,13 @@ def build_metadata(
     opset: int,
     temperature: float | None = None,
     unsure_threshold: float | None = None,
+    class_bias: Sequence[float] | None = None,
 ) -> dict[str, str]:
     """All `fingerspell.*` keys as strings (JSON where structured), as ONNX requires.
 
-    `temperature` and `unsure_threshold` come from calibration; without it they are left out and
-    the predictor uses plain softmax and never says unsure.
+    `temperature`, `unsure_threshold` and `class_bias` (one number per letter, added to
+    logits / T) come from calibration; without it they are left out and the predictor uses plain
+    softmax and never says unsure.
     """
     meta = {
         PREFIX + "letters": json.dumps(list(letters)),
@@ -41,6 +43,10 @@ def build_metadata(
     }
     if temperature is not None:
         meta[PREFIX + "temperature"] = repr(float(temperature))
+    if class_bias is not None:
+        if len(class_bias) != len(letters):
+            raise ValueError(f"class_bias has {len(class_bias)} values for {len(letters)} letters")
+        meta[PREFIX + "class_bias"] = json.dumps([float(b) for b in class_bias])
     if unsure_threshold is not None:
         meta[PREFIX + "unsure_threshold"] = repr(float(unsure_threshold))
     return meta

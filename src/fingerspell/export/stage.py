@@ -74,14 +74,15 @@ def _speed(predictor: OnnxPredictor, images: np.ndarray, runs: int) -> float:
 def _calibrate(
     wrapper: OnnxWrapper, settings: ExportSettings, test: tuple[np.ndarray, np.ndarray]
 ) -> dict[str, Any] | None:
-    """Fit the temperature and threshold on the validation split (held out from the train CSV)."""
+    """Fit the temperature, class bias and threshold on the validation split (held out from the train CSV)."""
     if not settings.calibration.enabled:
         return None
     held_out = load_split(settings.processed_dir, "val")
     result = calibrate(wrapper, held_out, test, settings.calibration_augment, settings.calibration)
     log.info(
-        "calibration: T=%s, unsure below %.2f (%s)",
+        "calibration: T=%s, class bias %s, unsure below %.2f (%s)",
         result["temperature"] or "1 (not fitted)",
+        "fitted" if result["class_bias"] else "off",
         result["unsure_threshold"],
         result["fitted_on"],
     )
@@ -103,6 +104,7 @@ def _export_checked(
         settings.opset,
         temperature=calibration["temperature"] if calibration else None,
         unsure_threshold=calibration["unsure_threshold"] if calibration else None,
+        class_bias=calibration["class_bias"] if calibration else None,
     )
     out = Path(settings.output)
     tmp = temp_beside(out, suffix=".onnx")

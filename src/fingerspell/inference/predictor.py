@@ -1,7 +1,8 @@
 """One onnxruntime session wrapper for the CLI, the evaluate stage and the HTTP service.
 
 The model carries its contract in `metadata_props` (letters, input spec, run id, data
-fingerprint, optional temperature and unsure threshold); nothing here repeats those values.
+fingerprint, optional temperature, class bias and unsure threshold); nothing here repeats those
+values.
 """
 
 import json
@@ -31,6 +32,7 @@ class ModelMetadata:
     version: str | None
     temperature: float | None
     unsure_threshold: float | None
+    class_bias: tuple[float, ...] | None = None
     raw: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -43,6 +45,7 @@ class ModelMetadata:
             "version": self.version,
             "temperature": self.temperature,
             "unsure_threshold": self.unsure_threshold,
+            "class_bias": None if self.class_bias is None else list(self.class_bias),
         }
 
 
@@ -95,6 +98,17 @@ def _parse_metadata(raw: dict[str, str], n_outputs: int | None, name: str) -> Mo
         value = raw.get(META_PREFIX + key)
         return float(value) if value not in (None, "", "null") else None
 
+    bias = None
+    if raw.get(META_PREFIX + "class_bias"):
+        try:
+            bias = tuple(float(b) for b in json.loads(raw[META_PREFIX + "class_bias"]))
+        except (json.JSONDecodeError, TypeError, ValueError) as err:
+            raise ModelError(f"{name}: metadata class_bias is not a list of numbers") from err
+        if len(bias) != len(letters) or not all(np.isfinite(bias)):
+            raise ModelError(
+                f"{name}: metadata class_bias needs {len(letters)} finite numbers, one per letter"
+            )
+
     return ModelMetadata(
         letters=letters,
         input_shape=tuple(spec.get("shape", [None, 1, 28, 28])),
@@ -103,6 +117,7 @@ def _parse_metadata(raw: dict[str, str], n_outputs: int | None, name: str) -> Mo
         version=raw.get(META_PREFIX + "version") or None,
         temperature=number("temperature"),
         unsure_threshold=number("unsure_threshold"),
+        class_bias=bias,
         raw=dict(raw),
     )
 
@@ -154,15 +169,16 @@ class OnnxPredictor:
     def predict_proba(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Class probabilities (N, C) for raw grey images (N, 1, 28, 28) or (N, 28, 28), 0-255.
 
-        A temperature in the metadata is applied to the logits (calibrated confidence).
+        A temperature and class bias in the metadata are applied to the logits (calibrated
+        confidence): softmax(logits / T + b).
         """
         x = np.asarray(images, dtype=np.float32)
         if x.ndim == 3:
             x = x[:, None]
         if x.ndim != 4 or x.shape[1:] != (1, 28, 28):
             raise ValueError(f"images must be (N, 1, 28, 28), got {x.shape}")
-        temperature = self.metadata.temperature
-        use_logits = bool(temperature) and self.has_logits
+        temperature, bias = self.metadata.temperature, self.metadata.class_bias
+        use_logits = (bool(temperature) or bias is not None) and self.has_logits
         out_name = "logits" if use_logits else "probabilities"
         parts = []
         for start in range(0, len(x), max(1, batch_size)):
@@ -172,15 +188,42 @@ class OnnxPredictor:
             parts.append(out)
         result = np.concatenate(parts) if parts else np.zeros((0, len(self.letters)), np.float32)
         if use_logits:
-            z = result / float(temperature or 1.0)
+            z = result / float(temperature or 1.0) + (0.0 if bias is None else np.asarray(bias, np.float32))
             z = z - z.max(axis=1, keepdims=True)
             e = np.exp(z)
             result = e / e.sum(axis=1, keepdims=True)
         return result.astype(np.float32, copy=False)
 
+    def predict_proba_views(self, views: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Probabilities (N, C) of images given as (N, V, 28, 28) views each, averaged over the V views."""
+        x = np.asarray(views, dtype=np.float32)
+        if x.ndim != 4 or x.shape[2:] != (28, 28):
+            raise ValueError(f"views must be (N, V, 28, 28), got {x.shape}")
+        n, v = x.shape[:2]
+        probs = self.predict_proba(x.reshape(n * v, 28, 28), batch_size * max(v, 1))
+        return probs.reshape(n, v, -1).mean(axis=1)
+
     def predict(self, images: np.ndarray, top_k: int = 3, batch_size: int = 256) -> list[Prediction]:
         """Best letter, top-k and the unsure flag for each image."""
         probs = self.predict_proba(images, batch_size)
+        return self.decode(probs, top_k)
+
+    def predict_inputs(
+        self, inputs: list[np.ndarray], top_k: int = 3, batch_size: int = 256
+    ) -> list[Prediction]:
+        """Predictions, in order, for a mix of single (28, 28) inputs and (V, 28, 28) test-time views.
+
+        Singles (e.g. Sign-MNIST CSV rows, which are 28x28 crops already) keep their plain answer.
+        """
+        if not inputs:
+            return []
+        probs = np.zeros((len(inputs), len(self.letters)), np.float32)
+        single = [i for i, a in enumerate(inputs) if a.ndim == 2]
+        views = [i for i, a in enumerate(inputs) if a.ndim == 3]
+        if single:
+            probs[single] = self.predict_proba(np.stack([inputs[i] for i in single]), batch_size)
+        if views:
+            probs[views] = self.predict_proba_views(np.stack([inputs[i] for i in views]), batch_size)
         return self.decode(probs, top_k)
 
     def decode(self, probs: np.ndarray, top_k: int = 3) -> list[Prediction]:

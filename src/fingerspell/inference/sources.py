@@ -22,6 +22,7 @@ from fingerspell.inference.images import (
     decode_image,
     read_image_file,
     to_model_input,
+    to_model_views,
 )
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
@@ -32,7 +33,10 @@ _PIXEL_HEADER = [f"pixel{i}" for i in range(1, PIXELS + 1)]
 
 @dataclass(frozen=True)
 class Item:
-    """One input: its name and either the (28, 28) float32 array or the error saying why not."""
+    """One input: its name and either the float32 pixels or the error saying why not.
+
+    Pixels are (28, 28), or (V, 28, 28) test-time views for a photo read with `tta`.
+    """
 
     name: str
     pixels: np.ndarray | None = None
@@ -40,7 +44,9 @@ class Item:
     expected: str | None = None  # the letter a labelled CSV row names
 
 
-def _image_item(name: str, data: bytes | None, path: Path | None, max_pixels: int, crop: Crop) -> Item:
+def _image_item(
+    name: str, data: bytes | None, path: Path | None, max_pixels: int, crop: Crop, tta: bool = False
+) -> Item:
     colour = crop == "auto"  # the hand finder works on colour
     try:
         img = (
@@ -48,7 +54,7 @@ def _image_item(name: str, data: bytes | None, path: Path | None, max_pixels: in
             if path is not None
             else decode_image(data or b"", name, max_pixels, colour)
         )
-        return Item(name, to_model_input(img, crop=crop))
+        return Item(name, to_model_views(img, crop=crop) if tta else to_model_input(img, crop=crop))
     except ImageError as err:
         return Item(name, error=str(err))
 
@@ -100,7 +106,7 @@ def csv_items(text: str, name: str) -> Iterator[Item]:
         yield Item(name, error=f"{name}: CSV has a header but no rows")
 
 
-def _file_items(path: Path, max_pixels: int, crop: Crop) -> Iterator[Item]:
+def _file_items(path: Path, max_pixels: int, crop: Crop, tta: bool) -> Iterator[Item]:
     if path.suffix.lower() == CSV_SUFFIX:
         try:
             text = path.read_text(encoding="utf-8-sig", errors="replace")
@@ -109,28 +115,33 @@ def _file_items(path: Path, max_pixels: int, crop: Crop) -> Iterator[Item]:
             return
         yield from csv_items(text, str(path))
     else:
-        yield _image_item(str(path), None, path, max_pixels, crop)
+        yield _image_item(str(path), None, path, max_pixels, crop, tta)
 
 
-def _stdin_items(stream: BinaryIO, max_pixels: int, crop: Crop) -> Iterator[Item]:
+def _stdin_items(stream: BinaryIO, max_pixels: int, crop: Crop, tta: bool) -> Iterator[Item]:
     data = stream.read()
     head = data[:16].lstrip(b"\xef\xbb\xbf").lower()
     if head.startswith((b"label,", b"pixel1,")):
         yield from csv_items(data.decode("utf-8", errors="replace"), "<stdin>")
     else:
-        yield _image_item("<stdin>", data, None, max_pixels, crop)
+        yield _image_item("<stdin>", data, None, max_pixels, crop, tta)
 
 
 def expand(
-    inputs: list[str], max_pixels: int, stdin: BinaryIO | None = None, crop: Crop = DEFAULT_CROP
+    inputs: list[str],
+    max_pixels: int,
+    stdin: BinaryIO | None = None,
+    crop: Crop = DEFAULT_CROP,
+    tta: bool = False,
 ) -> Iterator[Item]:
     """Every input, in order: folders walked recursively (sorted; hidden files and unknown suffixes skipped).
 
-    Photos are cropped by `crop` (center|auto); CSV rows are 28x28 crops already.
+    Photos are cropped by `crop` (center|auto), into test-time views with `tta`; CSV rows are
+    28x28 crops already and stay one view.
     """
     for spec in inputs:
         if spec == "-":
-            yield from _stdin_items(stdin or sys.stdin.buffer, max_pixels, crop)
+            yield from _stdin_items(stdin or sys.stdin.buffer, max_pixels, crop, tta)
             continue
         path = Path(spec)
         if path.is_dir():
@@ -146,8 +157,8 @@ def expand(
                     spec, error=f"{spec}: folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))}) or CSVs"
                 )
             for file in files:
-                yield from _file_items(file, max_pixels, crop)
+                yield from _file_items(file, max_pixels, crop, tta)
         elif not path.exists():
             yield Item(spec, error=f"{spec}: no such file or folder")
         else:
-            yield from _file_items(path, max_pixels, crop)
+            yield from _file_items(path, max_pixels, crop, tta)

@@ -27,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="full",
         help="full frame (centre crop), auto (the hand finder's crop) or box (the CSV's hand box)",
     )
+    parser.add_argument(
+        "--tta",
+        action="store_true",
+        help="average the model over 8 views of each photo (crops at 0-15%% margin, mirrored)",
+    )
     parser.add_argument("--group-column", help="CSV column that groups versions of one photo, e.g. photo_id")
     parser.add_argument("--threshold", type=float, help="confidence threshold (default: the model's own)")
     parser.add_argument(
@@ -48,12 +53,14 @@ def main(argv: list[str] | None = None) -> int:
         predictor = OnnxPredictor(args.model)
         photos = load_photo_set(args.source, predictor.letters, args.group_column)
         threshold = args.threshold if args.threshold is not None else predictor.unsure_threshold
-        run = run_photos(predictor, photos, args.reading)
+        run = run_photos(predictor, photos, args.reading, args.tta)
         result = report(run, predictor.letters, threshold, args.bootstrap, args.seed)
     except (ModelError, PhotoSetError, ImageError, ValueError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)  # noqa: T201
         return 1
-    result.update({"model": str(args.model), "source": str(args.source), "reading": args.reading})
+    result.update(
+        {"model": str(args.model), "source": str(args.source), "reading": args.reading, "tta": args.tta}
+    )
     if args.out:
         from fingerspell.photos.plots import plot_confusion, plot_coverage
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from fingerspell.atomic import temp_beside
 from fingerspell.inference.handfinder import square_around
-from fingerspell.inference.images import Crop, ImageError, read_image_file, to_model_input
+from fingerspell.inference.images import Crop, ImageError, read_image_file, to_model_input, to_model_views
 from fingerspell.inference.predictor import OnnxPredictor
 from fingerspell.photos.dataset import Photo, PhotoSetError
 from fingerspell.photos.metrics import summarise
@@ -27,8 +27,13 @@ class PhotoRun:
     failed: list[str]
 
 
-def model_inputs(photos: list[Photo], reading: str) -> tuple[np.ndarray, list[int], list[str]]:
-    """(N, 28, 28) inputs of the readable photos, their indices, and one line per unreadable one."""
+def model_inputs(
+    photos: list[Photo], reading: str, tta: bool = False
+) -> tuple[np.ndarray, list[int], list[str]]:
+    """Inputs of the readable photos, their indices, and one line per unreadable one.
+
+    Inputs are (N, 28, 28), or with `tta` (N, V, 28, 28): V test-time views per photo.
+    """
     if reading not in READINGS:
         raise ValueError(f"reading {reading!r} must be one of {', '.join(READINGS)}")
     if reading == "box" and any(p.box is None for p in photos):
@@ -41,23 +46,25 @@ def model_inputs(photos: list[Photo], reading: str) -> tuple[np.ndarray, list[in
             crop: Crop = "auto" if reading == "auto" else "center"
             img = read_image_file(photo.path, colour=crop == "auto")
             box = square_around(photo.box, *img.size) if reading == "box" and photo.box else None
-            arrays.append(to_model_input(img, box=box, crop=crop))
+            arrays.append(
+                to_model_views(img, box=box, crop=crop) if tta else to_model_input(img, box=box, crop=crop)
+            )
             kept.append(i)
         except ImageError as err:
             failed.append(str(err))
-    stacked = np.stack(arrays) if arrays else np.zeros((0, 28, 28), np.float32)
+    stacked = np.stack(arrays) if arrays else np.zeros((0, 8, 28, 28) if tta else (0, 28, 28), np.float32)
     return stacked, kept, failed
 
 
-def run_photos(predictor: OnnxPredictor, photos: list[Photo], reading: str) -> PhotoRun:
-    """Predict every readable photo in `reading`."""
-    inputs, kept, failed = model_inputs(photos, reading)
+def run_photos(predictor: OnnxPredictor, photos: list[Photo], reading: str, tta: bool = False) -> PhotoRun:
+    """Predict every readable photo in `reading` (averaged over the test-time views with `tta`)."""
+    inputs, kept, failed = model_inputs(photos, reading, tta)
     if not kept:
         raise PhotoSetError(f"none of the {len(photos)} photos could be read; first error: {failed[0]}")
     index = {letter: i for i, letter in enumerate(predictor.letters)}
     chosen = [photos[i] for i in kept]
     return PhotoRun(
-        probs=predictor.predict_proba(inputs),
+        probs=predictor.predict_proba_views(inputs) if tta else predictor.predict_proba(inputs),
         labels=np.array([index[p.letter] for p in chosen]),
         groups=np.array([p.group for p in chosen]),
         failed=failed,

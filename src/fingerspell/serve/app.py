@@ -76,8 +76,9 @@ def _metadata(predictor: OnnxPredictor, settings: ServeSettings) -> dict[str, An
         meta["input"] = raw_input
     meta["unsure_threshold"] = predictor.unsure_threshold
     meta["service_version"] = fingerspell.__version__
-    meta["limits"] = settings.model_dump(exclude={"crop"})
+    meta["limits"] = settings.model_dump(exclude={"crop", "tta"})
     meta["crop"] = settings.crop
+    meta["tta"] = settings.tta
     return meta
 
 
@@ -122,9 +123,10 @@ def create_app(predictor: OnnxPredictor, settings: ServeSettings | None = None) 
         # a thread-pool hop costs. Query parsed here, not as a FastAPI dependency: a third
         # of the framework time per request (profiled under benchmarks/serve_load.py).
         options = read_options(request)
-        items = await read_items(request, settings, options.crop)
-        batch = np.stack([pixels for _, pixels in items])
-        answers = predictor.predict(batch, top_k=options.top_k or settings.default_top_k)
+        items = await read_items(request, settings, options.crop, options.tta)
+        answers = predictor.predict_inputs(
+            [pixels for _, pixels in items], top_k=options.top_k or settings.default_top_k
+        )
         body = PredictResponse(
             predictions=[
                 ItemPrediction(

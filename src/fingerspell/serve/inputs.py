@@ -14,12 +14,12 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.types import Message, Receive
 
-from fingerspell.inference.images import Crop, ImageError, array_to_input, image_bytes_to_input
+from fingerspell.inference.images import Crop, ImageError, array_to_input, image_bytes_to_input, main_view
 from fingerspell.serve.errors import ApiError, first_line, simplify
 from fingerspell.serve.schemas import ArrayRequest, PredictOptions
 from fingerspell.serve.settings import ServeSettings
 
-Item = tuple[str, np.ndarray]  # (name, (28, 28) float32 0-255)
+Item = tuple[str, np.ndarray]  # (name, (28, 28) float32 0-255, or (V, 28, 28) test-time views)
 ACCEPTED = 'multipart/form-data (image files) or application/json ({"images": [28x28 arrays]})'
 
 
@@ -27,7 +27,7 @@ DEFAULT_OPTIONS = PredictOptions()
 
 
 def read_options(request: Request) -> PredictOptions:
-    """Query parameters (`top_k`, `view`, `crop`), strictly: an unknown one is a 422, not silently ignored."""
+    """Query parameters (`top_k`, `view`, `crop`, `tta`), strictly: an unknown one is a 422, not silently ignored."""
     if not request.url.query:
         return DEFAULT_OPTIONS
     params = request.query_params
@@ -78,7 +78,7 @@ def _check_count(count: int, settings: ServeSettings) -> None:
         )
 
 
-async def _from_multipart(request: Request, settings: ServeSettings, crop: Crop) -> list[Item]:
+async def _from_multipart(request: Request, settings: ServeSettings, crop: Crop, tta: bool) -> list[Item]:
     form = await request.form()
     try:
         extra = [key for key, value in form.multi_items() if not isinstance(value, UploadFile)]
@@ -92,7 +92,7 @@ async def _from_multipart(request: Request, settings: ServeSettings, crop: Crop)
         for index, upload in enumerate(uploads):
             name = upload.filename or f"file[{index}]"
             data = await upload.read()
-            items.append((name, image_bytes_to_input(data, name, settings.max_pixels, crop)))
+            items.append((name, image_bytes_to_input(data, name, settings.max_pixels, crop, tta)))
         return items
     except ImageError as err:
         raise ApiError(422, str(err)) from err
@@ -118,10 +118,13 @@ async def _from_json(request: Request, settings: ServeSettings) -> list[Item]:
         raise ApiError(422, str(err)) from err
 
 
-async def read_items(request: Request, settings: ServeSettings, crop: Crop | None = None) -> list[Item]:
+async def read_items(
+    request: Request, settings: ServeSettings, crop: Crop | None = None, tta: bool | None = None
+) -> list[Item]:
     """Every image in the request as a model input, or an `ApiError` saying what is wrong.
 
-    Uploaded photos are cropped by `crop` (default: the server's); JSON arrays are 28x28 already.
+    Uploaded photos are cropped by `crop` and into test-time views by `tta` (defaults: the
+    server's); JSON arrays are 28x28 already.
     """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in ("multipart/form-data", "application/json"):
@@ -131,12 +134,17 @@ async def read_items(request: Request, settings: ServeSettings, crop: Crop | Non
     limited = Request(request.scope, _limited(request.receive, settings.max_upload_bytes))
     if content_type == "application/json":
         return await _from_json(limited, settings)
-    return await _from_multipart(limited, settings, crop or settings.crop)
+    return await _from_multipart(
+        limited, settings, crop or settings.crop, settings.tta if tta is None else tta
+    )
 
 
 def view_png(pixels: np.ndarray) -> str:
-    """The 28x28 model input as a PNG data URL, so the page shows exactly what the model saw."""
-    img = Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), "L")
+    """The 28x28 model input as a PNG data URL, so the page shows exactly what the model saw.
+
+    Of test-time views, the plain crop at the usual margin.
+    """
+    img = Image.fromarray(np.clip(np.rint(main_view(pixels)), 0, 255).astype(np.uint8), "L")
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

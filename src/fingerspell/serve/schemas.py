@@ -23,6 +23,11 @@ class PredictOptions(BaseModel):
         description="photo to 28x28: auto finds the hand first, center takes the centre square "
         "(default: the server's --crop)",
     )
+    tta: bool | None = Field(
+        default=None,
+        description="average over 8 views of each photo (crops at 0-15% margin, mirrored): more "
+        "accurate on real photos (default: the server's --tta)",
+    )
 
 
 class ArrayRequest(BaseModel):

@@ -15,6 +15,7 @@ class ServeSettings(BaseModel):
         default_top_k: how many letters each answer lists when the request does not say.
         crop: how an uploaded photo becomes the 28x28 input when the request does not say
             (`auto`: find the hand first; `center`: the centre square).
+        tta: average each uploaded photo over 8 test-time views when the request does not say.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -24,3 +25,4 @@ class ServeSettings(BaseModel):
     max_pixels: int = Field(default=DEFAULT_MAX_PIXELS, gt=0)
     default_top_k: int = Field(default=3, ge=1)
     crop: Crop = DEFAULT_CROP
+    tta: bool = False

@@ -12,6 +12,7 @@ from fingerspell.export.calibration import (
     CalibrationSettings,
     calibrate,
     choose_threshold,
+    fit_class_bias,
     fit_temperature,
     nll,
     softmax,
@@ -58,6 +59,43 @@ def test_temperature_never_changes_the_predicted_class() -> None:
 def test_empty_calibration_data_is_refused() -> None:
     with pytest.raises(ValueError, match="no calibration data"):
         fit_temperature(np.zeros((0, 24)), np.zeros(0, dtype=int))
+
+
+def leaning(n: int, seed: int, lean: float = 2.0) -> tuple:
+    """Logits of a decent model that also adds `lean` to letters 0 and 1 for every input."""
+    logits, labels = overconfident(n, seed, accuracy=0.6, scale=3.0)
+    logits[:, :2] += lean
+    return logits, labels
+
+
+def test_class_bias_is_the_nll_minimum_and_evens_out_the_predictions() -> None:
+    logits, labels = leaning(4000, seed=5)
+    bias = fit_class_bias(logits, labels, temperature=1.5)
+    assert bias.shape == (24,)
+    assert abs(bias.mean()) < 1e-9
+    mean_p = softmax(logits, 1.5, bias).mean(0)
+    np.testing.assert_allclose(mean_p, np.bincount(labels, minlength=24) / len(labels), atol=1e-5)
+    for step in (np.eye(24)[0] * 0.05, -np.eye(24)[5] * 0.05):
+        assert nll(logits, labels, 1.5, bias) < nll(logits, labels, 1.5, bias + step)
+    assert bias[:2].max() < bias[2:].min(), "the letters the model leans towards are pulled down"
+
+
+def test_class_bias_fitted_on_one_sample_helps_another() -> None:
+    fit_logits, fit_labels = leaning(4000, seed=6)
+    held_logits, held_labels = leaning(4000, seed=7)
+    bias = fit_class_bias(fit_logits, fit_labels)
+    before = (softmax(held_logits).argmax(1) == held_labels).mean()
+    after = (softmax(held_logits, 1.0, bias).argmax(1) == held_labels).mean()
+    assert after > before + 0.05
+    assert nll(held_logits, held_labels, 1.0, bias) < nll(held_logits, held_labels)
+
+
+def test_class_bias_needs_every_class_in_the_held_out_data() -> None:
+    logits, labels = leaning(200, seed=8)
+    with pytest.raises(ValueError, match=r"class\(es\) \[3\] missing"):
+        fit_class_bias(logits, np.where(labels == 3, 4, labels))
+    with pytest.raises(ValueError, match="no calibration data"):
+        fit_class_bias(np.zeros((0, 24)), np.zeros(0, dtype=int))
 
 
 def test_threshold_rule_meets_the_target_on_the_answered_images() -> None:
@@ -151,7 +189,58 @@ def test_temperature_and_threshold_land_in_the_onnx_metadata_and_drive_unsure(tm
     assert OnnxPredictor(out, unsure_threshold=top / 2).predict(image, top_k=3)[0].unsure is False
 
 
+def test_calibrate_with_class_bias_reports_it_and_uses_it_for_the_threshold() -> None:
+    rng = np.random.default_rng(1)
+    labels = np.tile(np.arange(24), 4)
+    images = rng.integers(0, 256, (96, 1, 28, 28), dtype=np.uint8)
+    wrapper = OnnxWrapper(_Sharp(), 0.5, 0.25)
+    flip = lambda x, generator=None: x.flip(-1)  # noqa: E731
+    settings = CalibrationSettings(repeats=1, temperature=True, class_bias=True)
+    result = calibrate(wrapper, (images, labels), (images, labels), flip, settings)
+    bias = np.array(result["class_bias"])
+    assert bias.shape == (24,)
+    assert np.abs(bias).max() > 0
+    plain = calibrate(
+        wrapper, (images, labels), (images, labels), flip, CalibrationSettings(repeats=1, temperature=True)
+    )
+    assert plain["class_bias"] is None
+    assert result["held_out"]["nll_after"] < plain["held_out"]["nll_after"], "b lowers NLL beyond T alone"
+
+
+def test_class_bias_lands_in_the_metadata_and_the_predictor_adds_it(tmp_path: Path) -> None:
+    wrapper = OnnxWrapper(_Sharp(), 0.5, 0.25).eval()
+    bias = np.linspace(-3, 3, 24)
+    meta = build_metadata(LETTERS, 0.5, 0.25, None, None, 18, temperature=20.0, class_bias=bias.tolist())
+    out = export_onnx(wrapper, tmp_path / "m.onnx", meta, 18)
+    predictor = OnnxPredictor(out)
+    assert predictor.metadata.class_bias == pytest.approx(tuple(bias))
+    assert predictor.metadata.to_dict()["class_bias"] == pytest.approx(bias.tolist())
+    images = np.random.default_rng(0).integers(0, 256, (16, 1, 28, 28)).astype(np.float32)
+    with torch.no_grad():
+        logits = wrapper(torch.from_numpy(images))[0].numpy()
+    np.testing.assert_allclose(predictor.predict_proba(images), softmax(logits, 20.0, bias), atol=1e-5)
+    with pytest.raises(ValueError, match="3 values for 24 letters"):
+        build_metadata(LETTERS, 0.5, 0.25, None, None, 18, class_bias=[0.0, 1.0, 2.0])
+
+
+@pytest.mark.parametrize("value", ["[1, 2]", "not json", '["a"]' + "", "[NaN]"])
+def test_a_malformed_class_bias_in_the_metadata_is_a_model_error(tmp_path: Path, value: str) -> None:
+    import onnx
+
+    from fingerspell.inference.predictor import ModelError
+
+    wrapper = OnnxWrapper(_Sharp(), 0.5, 0.25).eval()
+    out = export_onnx(wrapper, tmp_path / "m.onnx", build_metadata(LETTERS, 0.5, 0.25, None, None, 18), 18)
+    model = onnx.load(str(out))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = PREFIX + "class_bias", value
+    onnx.save(model, str(out))
+    with pytest.raises(ModelError, match="class_bias"):
+        OnnxPredictor(out)
+
+
 def test_uncalibrated_metadata_has_no_temperature() -> None:
     meta = build_metadata(LETTERS, 0.5, 0.25, None, None, 18)
     assert PREFIX + "temperature" not in meta
     assert PREFIX + "unsure_threshold" not in meta
+    assert PREFIX + "class_bias" not in meta

@@ -260,3 +260,31 @@ def test_server_default_crop_is_a_setting(predictor: OnnxPredictor) -> None:
     assert centre.get("/metadata").json()["crop"] == "center"
     with pytest.raises(ValueError):
         ServeSettings(crop="middle")  # type: ignore[arg-type]
+
+
+def test_tta_query_parameter_averages_over_the_views(client: TestClient, predictor: OnnxPredictor) -> None:
+    buf = io.BytesIO()
+    scene_with_hand(270, 170).save(buf, format="JPEG", quality=85)
+    photo = buf.getvalue()
+    response = client.post("/predict?tta=true&view=true&top_k=24", files=files(photo))
+    assert response.status_code == 200, response.text
+    answer = response.json()["predictions"][0]
+    expected = predictor.predict_proba_views(image_bytes_to_input(photo, "x", tta=True)[None])[0]
+    got = {t["letter"]: t["probability"] for t in answer["top_k"]}
+    for i, letter in enumerate(predictor.letters):
+        assert got[letter] == pytest.approx(float(expected[i]), abs=1e-6)
+    plain_view = client.post("/predict?view=true", files=files(photo)).json()["predictions"][0]["view"]
+    assert answer["view"] == plain_view, "the page shows the usual crop, not one of the zoomed views"
+    plain = client.post("/predict?tta=false&top_k=24", files=files(photo)).json()["predictions"][0]
+    assert {t["letter"]: t["probability"] for t in plain["top_k"]} != got
+    arrays = client.post("/predict?tta=true", json={"images": [sample().tolist()]}).json()["predictions"][0]
+    assert arrays["probability"] == pytest.approx(
+        float(predictor.predict_proba(sample()[None].astype(np.float32)).max()), abs=1e-6
+    ), "a 28x28 array is one view already"
+    assert "tta" in assert_error(client.post("/predict?tta=maybe", files=files(photo)), 422)["message"]
+
+
+def test_server_default_tta_is_a_setting(predictor: OnnxPredictor) -> None:
+    app = TestClient(create_app(predictor, ServeSettings(tta=True)))
+    assert app.get("/metadata").json()["tta"] is True
+    assert TestClient(create_app(predictor)).get("/metadata").json()["tta"] is False
