@@ -98,16 +98,23 @@ def foreground(img: Image.Image) -> np.ndarray:
     return (p > 0.5) * _PRIOR
 
 
-def find_hand(img: Image.Image) -> Box:
-    """The square crop (pixels) most likely to hold the hand; the whole centre square when nothing stands out."""
-    width, height = img.size
+def find_hand_box(img: Image.Image) -> tuple[float, float, float, float] | None:
+    """The hand as a normalised (cx, cy, w, h) box, or None when nothing stands out from the border."""
     weights = foreground(img).ravel()
     if weights.sum() < MIN_MASS * _PRIOR.sum():
-        # nothing stands out from the border: a tight crop already (a Sign-MNIST image), or no
-        # hand at all; zooming in would only cut the hand, so keep the whole centre square
-        return square_around((0.5, 0.5, 1.0, 1.0), width, height, margin=0.0)
+        return None
     x0, x1 = _weighted_span(_XS.ravel(), weights)
     y0, y1 = _weighted_span(_YS.ravel(), weights)
     found = ((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0)
-    box = tuple(SHRINK * f + (1 - SHRINK) * p for f, p in zip(found, PRIOR_BOX, strict=True))
-    return square_around(box, width, height)  # type: ignore[arg-type]
+    return tuple(SHRINK * f + (1 - SHRINK) * p for f, p in zip(found, PRIOR_BOX, strict=True))  # type: ignore[return-value]
+
+
+def find_hand(img: Image.Image) -> Box:
+    """The square crop (pixels) most likely to hold the hand; the whole centre square when nothing stands out."""
+    width, height = img.size
+    box = find_hand_box(img)
+    if box is None:
+        # nothing stands out from the border: a tight crop already (a Sign-MNIST image), or no
+        # hand at all; zooming in would only cut the hand, so keep the whole centre square
+        return square_around((0.5, 0.5, 1.0, 1.0), width, height, margin=0.0)
+    return square_around(box, width, height)

@@ -10,7 +10,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fingerspell.inference.handfinder import MARGIN, Box, find_hand
+from fingerspell.inference.handfinder import MARGIN, Box, find_hand, find_hand_box, square_around
 
 Crop = Literal["center", "auto"]
 CROPS: tuple[Crop, ...] = ("center", "auto")  # centre square, or the hand finder's square
@@ -112,7 +112,8 @@ def to_model_input(
 def view_boxes(box: Box, margins: tuple[float, ...] = VIEW_MARGINS) -> list[Box]:
     """Squares sharing `box`'s centre whose margins around the hand are `margins` (box has MARGIN).
 
-    Each is no larger than `box` at MARGIN, so it stays inside the image wherever `box` does.
+    For a crop with no hand box behind it (the centre square). Each is no larger than `box`, so
+    it stays inside the image wherever `box` does.
     """
     left, top, right, bottom = box
     cx, cy, side = (left + right) / 2, (top + bottom) / 2, right - left
@@ -126,15 +127,38 @@ def view_boxes(box: Box, margins: tuple[float, ...] = VIEW_MARGINS) -> list[Box]
     return boxes
 
 
+def hand_view_boxes(hand: tuple[float, float, float, float], width: int, height: int) -> list[Box]:
+    """The squares at each of VIEW_MARGINS around a normalised hand box, each kept inside the image.
+
+    Like the usual crop (`square_around` at MARGIN), so a hand at the edge is framed the same way.
+    """
+    return [square_around(hand, width, height, margin) for margin in VIEW_MARGINS]
+
+
 def to_model_views(
-    img: Image.Image, box: Box | None = None, size: int = MODEL_SIZE, crop: Crop = DEFAULT_CROP
+    img: Image.Image,
+    box: Box | None = None,
+    size: int = MODEL_SIZE,
+    crop: Crop = DEFAULT_CROP,
+    hand: tuple[float, float, float, float] | None = None,
 ) -> np.ndarray:
-    """The test-time views of one photo: (2 x len(VIEW_MARGINS), size, size) float32, plain then mirrored."""
-    box = box or crop_box(img, crop)
+    """The test-time views of one photo: (2 x len(VIEW_MARGINS), size, size) float32, plain then mirrored.
+
+    Around `hand` (a normalised box) when given or found (`crop="auto"`); otherwise zooms of
+    `box` or of the centre square.
+    """
+    if crop not in CROPS:
+        raise ValueError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
+    if hand is None and box is None and crop == "auto":
+        hand = find_hand_box(img)
+    if hand is not None:
+        boxes = hand_view_boxes(hand, *img.size)
+    else:
+        boxes = view_boxes(box or center_square(*img.size))
     grey = to_grey(img)
     views = [
         np.asarray(grey.resize((size, size), Image.Resampling.LANCZOS, box=b, reducing_gap=3.0), np.float32)
-        for b in view_boxes(box)
+        for b in boxes
     ]
     return np.stack(views + [v[:, ::-1] for v in views])
 

@@ -46,8 +46,9 @@ def model_inputs(
             crop: Crop = "auto" if reading == "auto" else "center"
             img = read_image_file(photo.path, colour=crop == "auto")
             box = square_around(photo.box, *img.size) if reading == "box" and photo.box else None
+            hand = photo.box if reading == "box" else None
             arrays.append(
-                to_model_views(img, box=box, crop=crop) if tta else to_model_input(img, box=box, crop=crop)
+                to_model_views(img, crop=crop, hand=hand) if tta else to_model_input(img, box=box, crop=crop)
             )
             kept.append(i)
         except ImageError as err:

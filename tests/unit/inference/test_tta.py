@@ -103,3 +103,25 @@ def test_tta_changes_what_the_model_sees_on_an_off_centre_hand() -> None:
     spread = np.abs(views - views.mean(axis=0)).mean()
     assert spread > 2, "the 8 views are not copies of one crop"
     assert Image.fromarray(views[0].astype(np.uint8)).size == (28, 28)
+
+
+def test_views_around_a_hand_at_the_edge_are_framed_like_the_usual_crop() -> None:
+    """Around a hand box each margin is its own `square_around`, kept inside the image."""
+    from fingerspell.inference.handfinder import square_around
+    from fingerspell.inference.images import hand_view_boxes
+
+    width, height = 400, 300
+    hand = (0.08, 0.5, 0.3, 0.4)  # a hand touching the left edge
+    boxes = hand_view_boxes(hand, width, height)
+    assert boxes[-1] == square_around(hand, width, height), "the last view is the usual 15% crop"
+    for (left, top, right, bottom), margin in zip(boxes, VIEW_MARGINS, strict=True):
+        assert left >= 0.0
+        assert top >= 0.0
+        assert right <= width
+        assert bottom <= height
+        assert right - left == pytest.approx(min(0.4 * height * (1 + 2 * margin), height))
+    img = scene_with_hand(60, 150)
+    views = to_model_views(img, crop="center", hand=(60 / 400, 150 / 300, 130 / 400, 130 / 300))
+    np.testing.assert_array_equal(
+        main_view(views), to_model_input(img, box=square_around((0.15, 0.5, 0.325, 130 / 300), 400, 300))
+    )
