@@ -9,7 +9,8 @@ throughput go to benchmarks/results/inference.json, with the ratios against the 
 ORT fp32 >= 2.5x torch at batch 256 and >= 3x at batch 1; int8 >= 1.5x ORT fp32.
 ORT defaults (untuned session) run too, to show what tuning buys.
 The photo path is timed too: JPEG bytes (640x480) -> decode -> crop (center, or the hand
-finder's auto) -> 28x28 -> ORT fp32, batch 1, so the finder's cost shows as a ratio.
+finder's auto, or auto with the 8 `--tta` views) -> 28x28 -> ORT fp32, so the finder's and the
+views' costs show as ratios.
 
     python benchmarks/inference.py [--checkpoint PATH | --random] [--rounds 5] [--threads 2]
 """
@@ -115,15 +116,21 @@ def photo_jpegs(n: int = 8) -> list[bytes]:
 
 
 def photo_latency_ms(model: Path, crop: str, photos: list[bytes], runs: int) -> dict[str, float]:
-    """p50/p99 ms of one photo through the product's path: bytes -> crop -> 28x28 -> ORT fp32."""
+    """p50/p99 ms of one photo through the product's path: bytes -> crop -> 28x28 -> ORT fp32.
+
+    `crop` "auto+tta" is the finder plus the 8 test-time views (`--tta`), run as one batch of 8.
+    """
     from fingerspell.inference.images import image_bytes_to_input
 
     session = ort.InferenceSession(str(model), tuned_options(1), providers=["CPUExecutionProvider"])
+    tta = crop.endswith("+tta")
+    crop = crop.removesuffix("+tta")
     times = []
     for i in range(runs + 10):
         start = time.perf_counter_ns()
-        x = image_bytes_to_input(photos[i % len(photos)], "photo", crop=crop)[None, None]
-        session.run(["probabilities"], {"image": x})
+        x = image_bytes_to_input(photos[i % len(photos)], "photo", crop=crop, tta=tta)  # type: ignore[arg-type]
+        probs = session.run(["probabilities"], {"image": x[:, None] if tta else x[None, None]})[0]
+        probs.mean(axis=0)
         if i >= 10:
             times.append((time.perf_counter_ns() - start) / 1e6)
     return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
@@ -167,7 +174,7 @@ def main() -> None:
                 rounds[name].append({"p50": lat["p50_ms"], "p99": lat["p99_ms"], "ips": thr["images_per_s"]})
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
         photos = photo_jpegs()
-        photo_rounds: dict[str, list[dict[str, float]]] = {"center": [], "auto": []}
+        photo_rounds: dict[str, list[dict[str, float]]] = {"center": [], "auto": [], "auto+tta": []}
         for _ in range(args.rounds):
             for crop in photo_rounds:
                 photo_rounds[crop].append(photo_latency_ms(fp32, crop, photos, args.latency_runs // 5))
@@ -191,6 +198,7 @@ def main() -> None:
         "int8_vs_fp32_batch256": round(q["batch256_images_per_s"] / f["batch256_images_per_s"], 2),
         "int8_vs_fp32_batch1": round(f["batch1_p50_ms"] / q["batch1_p50_ms"], 2),
         "photo_auto_vs_center_p50": round(photo["crop_auto"]["p50_ms"] / photo["crop_center"]["p50_ms"], 2),
+        "photo_tta_vs_auto_p50": round(photo["crop_auto+tta"]["p50_ms"] / photo["crop_auto"]["p50_ms"], 2),
         "ort_tuned_vs_default_batch256": round(
             f["batch256_images_per_s"] / results["ort_fp32_default"]["batch256_images_per_s"], 2
         ),

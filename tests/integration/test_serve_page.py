@@ -158,3 +158,37 @@ def test_find_the_hand_toggle_shows_what_the_model_reads(
         expected = np.clip(np.rint(image_bytes_to_input(data, "room.jpg", crop=crop)), 0, 255)
         np.testing.assert_array_equal(views[crop], expected)
     assert np.abs(views["auto"] - views["center"]).mean() > 5
+
+
+def test_views_toggle_sends_tta_and_shows_the_averaged_answer(
+    page, live_server: LiveServer, serve_model: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Unticked by default (the server's `--tta` is off); ticked, the request says tta=true and the
+    page shows the letter the 8 averaged views give; the view shown stays the usual crop."""
+    from fingerspell.inference.images import image_bytes_to_input
+    from fingerspell.inference.predictor import OnnxPredictor
+
+    photo = tmp_path / "room.jpg"
+    scene_with_hand(270, 170).save(photo, quality=90)
+    data = photo.read_bytes()
+    page.goto(f"{live_server.url}/")
+    page.wait_for_function("document.getElementById('model-info').textContent.includes('letters')")
+    assert not page.is_checked("#tta"), "the server's default is no test-time views"
+    predictor = OnnxPredictor(serve_model)
+    for tta in (False, True):
+        page.set_checked("#tta", tta)
+        page.evaluate("document.body.dataset.state = 'idle'")
+        with page.expect_request(lambda r: "/predict" in r.url) as request:
+            page.set_input_files("#file-input", str(photo))
+        assert f"tta={str(tta).lower()}" in request.value.url
+        page.wait_for_selector(DONE)
+        inputs = image_bytes_to_input(data, "room.jpg", crop="auto", tta=tta)
+        answer = predictor.predict_inputs([inputs], top_k=1)[0]
+        shown, caption = page.inner_text("#result-letter").strip(), page.inner_text("#result-caption")
+        assert f"{answer.probability * 100:.1f}%" in caption, (tta, caption, answer)
+        assert shown == ("?" if answer.unsure else answer.letter)
+        if answer.unsure:
+            assert f"best guess {answer.letter}" in caption
+        np.testing.assert_array_equal(
+            shown_view(page), np.clip(np.rint(image_bytes_to_input(data, "room.jpg", crop="auto")), 0, 255)
+        )

@@ -74,7 +74,9 @@ async function predict(blob, name) {
   form.append("file", blob, name || "photo.png");
   try {
     const crop = $("find-hand").checked ? "auto" : "center";
-    const response = await fetch(`/predict?view=true&top_k=3&crop=${crop}`, { method: "POST", body: form });
+    const tta = $("tta").checked;
+    const query = `view=true&top_k=3&crop=${crop}&tta=${tta}`;
+    const response = await fetch(`/predict?${query}`, { method: "POST", body: form });
     const body = await response.json();
     if (!response.ok) {
       showError(body.message || `the server answered ${response.status}`);
@@ -156,6 +158,7 @@ async function loadModelInfo() {
     const meta = await (await fetch("/metadata")).json();
     const run = meta.run_id ? `run ${meta.run_id.slice(0, 12)}` : "no run id";
     if (meta.crop) $("find-hand").checked = meta.crop === "auto";
+    if (typeof meta.tta === "boolean") $("tta").checked = meta.tta;
     $("model-info").textContent =
       `model ${meta.version || "unversioned"} · ${run} · ${meta.letters.length} letters`;
   } catch (err) {
