@@ -171,20 +171,25 @@ def test_bad_model_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert len(err.strip().splitlines()) == 1
 
 
-def test_tta_averages_views_of_photos_and_leaves_csv_rows_alone(
+def test_tta_averages_views_of_photos_and_leaves_tight_crops_alone(
     trained_onnx: Path, known_samples: list[KnownSample], tmp_path: Path
 ) -> None:
+    """A photo with a hand in a scene gets 8 averaged views; a tight Sign-MNIST crop (as an image
+    file or a CSV row) keeps exactly its plain answer: zooms and mirrors would cut and flip it."""
     from fingerspell.inference.images import read_image_file, to_model_views
     from fingerspell.inference.predictor import OnnxPredictor
+    from tests.fixtures.scenes import scene_with_hand
 
-    photo = save(known_samples[0], tmp_path / "hand.jpg", colour=True, size=160)
+    photo = tmp_path / "scene.jpg"
+    scene_with_hand(270, 170).save(photo, quality=90)
+    tight = save(known_samples[0], tmp_path / "tight.jpg", colour=True, size=160)
     rows = tmp_path / "rows.csv"
     sample = known_samples[1]
     rows.write_text(HEADER + "\n" + ",".join(["0", *map(str, sample.pixels.ravel())]) + "\n")
 
     def run(*extra: str) -> dict:
         done = subprocess.run(
-            [*CMD, str(trained_onnx), str(photo), str(rows), "--json", "--top-k", "24", *extra],
+            [*CMD, str(trained_onnx), str(photo), str(tight), str(rows), "--json", "--top-k", "24", *extra],
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
@@ -200,4 +205,7 @@ def test_tta_averages_views_of_photos_and_leaves_csv_rows_alone(
     for i, letter in enumerate(predictor.letters):
         assert got[letter] == pytest.approx(float(expected[i]), abs=1e-5)
     assert tta["predictions"][0]["top_k"] != plain["predictions"][0]["top_k"], "the views change the answer"
-    assert tta["predictions"][1] == plain["predictions"][1], "a 28x28 CSV row is one view already"
+    assert tta["predictions"][1]["letter"] == plain["predictions"][1]["letter"] == known_samples[0].letter
+    for a, b in zip(tta["predictions"][1]["top_k"], plain["predictions"][1]["top_k"], strict=True):
+        assert a["probability"] == pytest.approx(b["probability"], abs=1e-5), "a tight crop is one view"
+    assert tta["predictions"][2] == plain["predictions"][2], "a 28x28 CSV row is one view already"

@@ -145,12 +145,18 @@ def to_model_views(
     """The test-time views of one photo: (2 x len(VIEW_MARGINS), size, size) float32, plain then mirrored.
 
     Around `hand` (a normalised box) when given or found (`crop="auto"`); otherwise zooms of
-    `box` or of the centre square.
+    `box` or of the centre square. When the finder finds nothing (a tight crop already, like a
+    Sign-MNIST image) every view is the whole centre square, as `--crop auto` reads it: zooms and
+    mirrors of a tight crop cut the hand and flip it (measured: the classic model reads 1,500
+    upscaled test images at 100% plainly and 91% through zoom/mirror views).
     """
     if crop not in CROPS:
         raise ValueError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
     if hand is None and box is None and crop == "auto":
         hand = find_hand_box(img)
+        if hand is None:
+            plain = to_model_input(img, size=size, crop=crop)
+            return np.repeat(plain[None], 2 * len(VIEW_MARGINS), axis=0)
     if hand is not None:
         boxes = hand_view_boxes(hand, *img.size)
     else:

@@ -125,3 +125,14 @@ def test_views_around_a_hand_at_the_edge_are_framed_like_the_usual_crop() -> Non
     np.testing.assert_array_equal(
         main_view(views), to_model_input(img, box=square_around((0.15, 0.5, 0.325, 130 / 300), 400, 300))
     )
+
+
+def test_a_frame_where_nothing_stands_out_gets_the_plain_crop_as_every_view() -> None:
+    """Like `--crop auto`, the views leave a tight crop (no hand found) whole and unflipped."""
+    rng = np.random.default_rng(0)
+    flat = Image.fromarray(rng.normal(128, 4, (120, 160, 3)).clip(0, 255).astype(np.uint8))
+    views = to_model_views(flat, crop="auto")
+    assert views.shape == (8, 28, 28)
+    plain = to_model_input(flat, crop="auto")
+    for view in views:
+        np.testing.assert_array_equal(view, plain)
