@@ -94,22 +94,37 @@ def test_bad_sets_are_one_clear_line(trained_onnx: Path, tmp_path: Path, make, s
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_tta_averages_the_views_of_each_photo(trained_onnx: Path, half_right: tuple[Path, Path, int]) -> None:
+def test_tta_averages_the_views_of_each_photo(
+    trained_onnx: Path, half_right: tuple[Path, Path, int], tmp_path: Path
+) -> None:
+    """Photos with a hand in a scene get 8 averaged views; tight crops keep their plain answer."""
     from fingerspell.inference.predictor import OnnxPredictor
     from fingerspell.photos.dataset import load_photo_set
     from fingerspell.photos.evaluate import model_inputs
+    from tests.fixtures.scenes import scene_with_hand
 
-    root, _, n = half_right
-    done = run_cli(str(trained_onnx), str(root), "--reading", "auto", "--tta", "--json")
+    scenes = tmp_path / "scenes"
+    for i, (letter, x, y) in enumerate([("A", 270, 170), ("B", 150, 120), ("C", 200, 200), ("D", 120, 90)]):
+        (scenes / letter).mkdir(parents=True)
+        scene_with_hand(x, y, seed=i).save(scenes / letter / f"{i}.jpg", quality=90)
+    done = run_cli(str(trained_onnx), str(scenes), "--reading", "auto", "--tta", "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["tta"] is True
-    assert result["n_images"] == 2 * n
+    assert result["n_images"] == 4
     predictor = OnnxPredictor(trained_onnx)
-    views, _, _ = model_inputs(load_photo_set(root, predictor.letters), "auto", tta=True)
-    assert views.shape == (2 * n, 8, 28, 28)
+    views, _, _ = model_inputs(load_photo_set(scenes, predictor.letters), "auto", tta=True)
+    assert views.shape == (4, 8, 28, 28)
     expected = predictor.predict_proba_views(views).max(axis=1).mean()
     assert result["mean_confidence"] == pytest.approx(float(expected), abs=1e-4)
-    plain = json.loads(run_cli(str(trained_onnx), str(root), "--reading", "auto", "--json").stdout)
+    plain = json.loads(run_cli(str(trained_onnx), str(scenes), "--reading", "auto", "--json").stdout)
     assert plain["tta"] is False
     assert plain["mean_confidence"] != pytest.approx(result["mean_confidence"], abs=1e-4)
+    table = run_cli(str(trained_onnx), str(scenes), "--reading", "auto", "--tta")
+    assert "images 4 in 4 groups (auto reading, 8 views each)" in table.stdout
+    # tight crops (upscaled Sign-MNIST images): nothing for the finder, so every view is the plain crop
+    root, _, _ = half_right
+    tight = json.loads(run_cli(str(trained_onnx), str(root), "--reading", "auto", "--tta", "--json").stdout)
+    assert tight["top1"] == pytest.approx(0.5)
+    untouched = json.loads(run_cli(str(trained_onnx), str(root), "--reading", "auto", "--json").stdout)
+    assert tight["mean_confidence"] == pytest.approx(untouched["mean_confidence"], abs=1e-5)

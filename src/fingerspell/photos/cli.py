@@ -90,7 +90,8 @@ def format_table(result: dict) -> str:
     lo, hi = result["top1_ci95"]
     lo3, hi3 = result["top3_ci95"]
     lines = [
-        f"images {result['n_images']} in {result['n_groups']} groups ({result['reading']} reading)",
+        f"images {result['n_images']} in {result['n_groups']} groups ({result['reading']} reading"
+        + (", 8 views each)" if result.get("tta") else ")"),
         f"top-1  {result['top1']:.1%}  (95% CI {lo:.1%}-{hi:.1%}; chance {result['chance']:.1%})",
         f"top-3  {result['top3']:.1%}  (95% CI {lo3:.1%}-{hi3:.1%})",
         f"ECE    {result['ece']:.1%}   NLL {result['nll']:.3f}   mean confidence {result['mean_confidence']:.1%}",
