@@ -95,21 +95,27 @@ def test_bad_sets_are_one_clear_line(trained_onnx: Path, tmp_path: Path, make, s
 
 
 def test_tta_averages_the_views_of_each_photo(
-    trained_onnx: Path, half_right: tuple[Path, Path, int], tmp_path: Path
+    trained_onnx: Path, half_right: tuple[Path, Path, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Photos with a hand in a scene get 8 averaged views; tight crops keep their plain answer."""
+    """Photos with a hand in a scene get 8 averaged views; tight crops keep their plain answer.
+
+    In-process (`main`), unlike the subprocess tests above: the same entry point, without four more
+    interpreter start-ups."""
     from fingerspell.inference.predictor import OnnxPredictor
+    from fingerspell.photos.cli import main
     from fingerspell.photos.dataset import load_photo_set
     from fingerspell.photos.evaluate import model_inputs
     from tests.fixtures.scenes import scene_with_hand
+
+    def evaluate(source: Path, *extra: str) -> dict:
+        assert main([str(trained_onnx), str(source), "--reading", "auto", "--json", *extra]) == 0
+        return json.loads(capsys.readouterr().out)
 
     scenes = tmp_path / "scenes"
     for i, (letter, x, y) in enumerate([("A", 270, 170), ("B", 150, 120), ("C", 200, 200), ("D", 120, 90)]):
         (scenes / letter).mkdir(parents=True)
         scene_with_hand(x, y, seed=i).save(scenes / letter / f"{i}.jpg", quality=90)
-    done = run_cli(str(trained_onnx), str(scenes), "--reading", "auto", "--tta", "--json")
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    result = evaluate(scenes, "--tta")
     assert result["tta"] is True
     assert result["n_images"] == 4
     predictor = OnnxPredictor(trained_onnx)
@@ -117,14 +123,13 @@ def test_tta_averages_the_views_of_each_photo(
     assert views.shape == (4, 8, 28, 28)
     expected = predictor.predict_proba_views(views).max(axis=1).mean()
     assert result["mean_confidence"] == pytest.approx(float(expected), abs=1e-4)
-    plain = json.loads(run_cli(str(trained_onnx), str(scenes), "--reading", "auto", "--json").stdout)
+    plain = evaluate(scenes)
     assert plain["tta"] is False
     assert plain["mean_confidence"] != pytest.approx(result["mean_confidence"], abs=1e-4)
-    table = run_cli(str(trained_onnx), str(scenes), "--reading", "auto", "--tta")
-    assert "images 4 in 4 groups (auto reading, 8 views each)" in table.stdout
+    assert main([str(trained_onnx), str(scenes), "--reading", "auto", "--tta"]) == 0
+    assert "images 4 in 4 groups (auto reading, 8 views each)" in capsys.readouterr().out
     # tight crops (upscaled Sign-MNIST images): nothing for the finder, so every view is the plain crop
     root, _, _ = half_right
-    tight = json.loads(run_cli(str(trained_onnx), str(root), "--reading", "auto", "--tta", "--json").stdout)
+    tight = evaluate(root, "--tta")
     assert tight["top1"] == pytest.approx(0.5)
-    untouched = json.loads(run_cli(str(trained_onnx), str(root), "--reading", "auto", "--json").stdout)
-    assert tight["mean_confidence"] == pytest.approx(untouched["mean_confidence"], abs=1e-5)
+    assert tight["mean_confidence"] == pytest.approx(evaluate(root)["mean_confidence"], abs=1e-5)

@@ -172,7 +172,7 @@ def test_bad_model_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_tta_averages_views_of_photos_and_leaves_tight_crops_alone(
-    trained_onnx: Path, known_samples: list[KnownSample], tmp_path: Path
+    trained_onnx: Path, known_samples: list[KnownSample], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A photo with a hand in a scene gets 8 averaged views; a tight Sign-MNIST crop (as an image
     file or a CSV row) keeps exactly its plain answer: zooms and mirrors would cut and flip it."""
@@ -187,13 +187,12 @@ def test_tta_averages_views_of_photos_and_leaves_tight_crops_alone(
     sample = known_samples[1]
     rows.write_text(HEADER + "\n" + ",".join(["0", *map(str, sample.pixels.ravel())]) + "\n")
 
-    def run(*extra: str) -> dict:
-        done = subprocess.run(
-            [*CMD, str(trained_onnx), str(photo), str(tight), str(rows), "--json", "--top-k", "24", *extra],
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
+    def run(*extra: str) -> dict:  # in-process: the entry point without two interpreter start-ups
+        assert (
+            main([str(trained_onnx), str(photo), str(tight), str(rows), "--json", "--top-k", "24", *extra])
+            == 0
+        )
+        return json.loads(capsys.readouterr().out)
 
     tta, plain = run("--tta"), run()
     assert tta["model"]["tta"] is True
