@@ -280,7 +280,7 @@ def table(runs: list[dict]) -> str:
         return f"{run[f'dev_{reading}_top1']:.1%} [{100 * lo:.1f}, {100 * hi:.1f}]"
 
     for (recipe, epochs, where, label), rows in sorted(
-        groups.items(), key=lambda g: (order.index(g[0][0]), g[0][3] is None, g[0][1])
+        groups.items(), key=lambda g: (order.index(g[0][0]), g[0][1], g[0][3] is not None)
     ):
         name = label or NAMES.get(recipe, recipe)
         for run in sorted(rows, key=lambda r: r["seed"]):

@@ -118,3 +118,25 @@ def test_two_view_training_trains_on_two_views_with_the_consistency_loss(tiny_pr
     assert y.shape == (16,)
     assert not torch.equal(x[:16], x[16:]), "the two views are augmented independently"
     torch.testing.assert_close(seen["loss"], seen["expected"])
+
+
+def _row(recipe: str, seed: int, epochs: int, label: str | None = None, box: float = 0.2) -> dict:
+    run = {"recipe": recipe, "seed": seed, "epochs": epochs, "device": "cpu", "where": "2-core CPU", "test_acc": 0.99}
+    for reading in ("full", "box"):
+        run |= {f"dev_{reading}_top1": box, f"dev_{reading}_top1_ci": [box - 0.03, box + 0.03]}
+    return run | ({"label": label} if label else {})
+
+
+def test_table_orders_schedules_and_puts_a_labelled_rerun_after_its_schedule() -> None:
+    recipe = "half-prorandconv"
+    runs = [_row(recipe, s, 24) for s in range(3)]
+    runs += [_row(recipe, s, 16, "rerun", box=0.1 * (s + 1)) for s in range(3)]
+    runs += [_row(recipe, s, 16) for s in range(3)] + [_row("classic", 0, 6, "pipeline default")]
+    lines = ABLATION.table(runs).splitlines()[2:]
+    names = [line.split(" | ")[0].strip("| *") for line in lines]
+    schedules = [line.split(" | ")[1] for line in lines]
+    assert names[0] == "pipeline default"  # the recipe order of RECIPES comes first
+    assert [s.split(" epochs")[0] for s in schedules[1:]] == ["16"] * 8 + ["24"] * 4
+    assert names[1:5] == [ABLATION.NAMES[recipe]] * 3 + [f"{ABLATION.NAMES[recipe]}, mean of 3 seeds"]
+    assert names[5:9] == ["rerun"] * 3 + ["rerun, mean of 3 seeds"]
+    assert lines[8].endswith("| **20.0%** |")  # the mean of 10 / 20 / 30% on boxes
