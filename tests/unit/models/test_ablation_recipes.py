@@ -121,7 +121,14 @@ def test_two_view_training_trains_on_two_views_with_the_consistency_loss(tiny_pr
 
 
 def _row(recipe: str, seed: int, epochs: int, label: str | None = None, box: float = 0.2) -> dict:
-    run = {"recipe": recipe, "seed": seed, "epochs": epochs, "device": "cpu", "where": "2-core CPU", "test_acc": 0.99}
+    run = {
+        "recipe": recipe,
+        "seed": seed,
+        "epochs": epochs,
+        "device": "cpu",
+        "where": "2-core CPU",
+        "test_acc": 0.99,
+    }
     for reading in ("full", "box"):
         run |= {f"dev_{reading}_top1": box, f"dev_{reading}_top1_ci": [box - 0.03, box + 0.03]}
     return run | ({"label": label} if label else {})
