@@ -1,0 +1,203 @@
+"""Trial: a small hand localiser trained on Sign-MNIST hands pasted into procedural scenes.
+
+The hand finder (`--crop auto`) holds most of the full-frame gap: the model reads annotated hand
+boxes far better than the finder's. Issue #7 suggests a learned localiser trained on composites,
+with no photo ever used for training. This script builds such composites in tensors (a Sign-MNIST
+training image faded in at a random size and place over a procedural scene, often with an arm
+below it, then the `augment=real` photometric changes, random convolutions and a mirror), fits a
+4-block CNN that regresses the hand's centre and size, and measures it on the real-hands dev set:
+box IoU against the annotations (next to the hand finder's, at the same resolution) and, for each
+--model, dev top-1 through the product's `--tta` views around its box.
+
+    python benchmarks/localiser_trial.py --steps 1500 --model /path/a.onnx /path/b.onnx
+
+Writes benchmarks/results/localiser_trial.json. Not part of the product or of `make bench`.
+"""
+
+import argparse
+import csv
+import json
+import time
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from fingerspell.data.augment_real import RealAugment
+from fingerspell.data.outliers import scenes
+from fingerspell.inference.handfinder import PRIOR_BOX, SHRINK, find_hand_box
+from fingerspell.inference.images import read_image_file, to_model_views
+from fingerspell.inference.predictor import OnnxPredictor
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = 48  # the localiser's input side
+HAND_FILL = 0.85  # how much of a Sign-MNIST crop's side the hand spans (the target box)
+FADE = 0.12  # width of the faded border of the pasted crop, as a fraction of its side
+
+PHOTOMETRIC = RealAugment(
+    p=1.0, rotation=0.0, scale=[1.0, 1.0], translate=0.0, hflip=0.0, background=0.0,
+    background_blend=0.0, gamma=0.5, brightness=0.2, contrast=0.4, blur=0.3, noise=0.03,
+    compress=0.2, erase=0.0, erase_area=0.1, randconv=0.5, randconv_layers=4,
+)  # fmt: skip
+
+
+def composites(
+    hands: torch.Tensor, generator: torch.Generator, size: int = SIZE
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Scenes with one hand each: (images (n,1,size,size), targets (n,3) cx/cy/side, hand alpha (n,size,size)).
+
+    The crop's border is faded so there is no patch edge to find; an arm (the crop's bottom row
+    stretched down) is drawn below 70% of the hands, as in photos of one's own hand.
+    """
+    n = hands.shape[0]
+    canvas = scenes(torch.zeros(n, 1, size, size), generator=generator)
+    side = (torch.rand(n, generator=generator) * 0.5 + 0.35) * size  # 0.35-0.85 of the frame
+    cx = torch.rand(n, generator=generator) * 0.5 + 0.25
+    cy = torch.rand(n, generator=generator) * 0.5 + 0.25
+    ys, xs = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    u = (xs[None] - cx[:, None, None]) * size / side[:, None, None] + 0.5  # crop coordinates, 0-1 inside
+    v = (ys[None] - cy[:, None, None]) * size / side[:, None, None] + 0.5
+    inside = (u > 0) & (u < 1) & (v > 0) & (v < 1)
+    arm_width = torch.rand(n, generator=generator)[:, None, None] * 0.3 + 0.35
+    with_arm = (torch.rand(n, generator=generator) < 0.7)[:, None, None]
+    arm = (v >= 1) & ((u - 0.5).abs() < arm_width / 2) & with_arm
+    grid = torch.stack([u * 2 - 1, v.clamp(max=0.999) * 2 - 1], -1)
+    pasted = F.grid_sample(hands, grid, align_corners=False, padding_mode="border")[:, 0]
+    edge = torch.minimum(torch.minimum(u, 1 - u), torch.minimum(v, 1 - v))
+    hand_alpha = torch.where(inside, (edge / FADE).clamp(0, 1), torch.zeros_like(u))
+    alpha = torch.where(arm, torch.full_like(u, 0.9), hand_alpha)
+    out = alpha[:, None] * pasted[:, None] + (1 - alpha[:, None]) * canvas
+    out = PHOTOMETRIC(out, generator=generator)
+    flip = torch.rand(n, generator=generator) < 0.5  # left and right hands; the target follows
+    out = torch.where(flip[:, None, None, None], out.flip(-1), out)
+    hand_alpha = torch.where(flip[:, None, None], hand_alpha.flip(-1), hand_alpha)
+    cx = torch.where(flip, 1 - cx, cx)
+    return out, torch.stack([cx, cy, side / size * HAND_FILL], 1), hand_alpha
+
+
+class Localiser(nn.Module):
+    """Four conv blocks and a small head: the hand's (cx, cy, side), each 0-1 of the frame."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        widths = [1, 16, 32, 64, 64]
+        blocks: list[nn.Module] = []
+        for a, b in pairwise(widths):
+            blocks += [nn.Conv2d(a, b, 3, padding=1), nn.BatchNorm2d(b), nn.ReLU(), nn.MaxPool2d(2)]
+        self.features = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(64 * 3 * 3, 64), nn.ReLU(), nn.Linear(64, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.head(self.features(x)))
+
+
+def fit(hands: torch.Tensor, steps: int, seed: int = 0, batch: int = 128) -> tuple[Localiser, list[float]]:
+    """Smooth-L1 regression of (cx, cy, side) on fresh composites every step (one-cycle AdamW)."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    net = Localiser()
+    optimiser = torch.optim.AdamW(net.parameters(), 2e-3, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, 3e-3, total_steps=steps)
+    losses = []
+    for _ in range(steps):
+        index = torch.randint(0, len(hands), (batch,), generator=generator)
+        images, targets, _ = composites(hands[index], generator)
+        loss = F.smooth_l1_loss(net(images), targets, beta=0.05)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        losses.append(float(loss.detach()))
+    return net.eval(), losses
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise IoU of normalised (cx, cy, w, h) boxes."""
+    lo = np.maximum(a[:, :2] - a[:, 2:] / 2, b[:, :2] - b[:, 2:] / 2)
+    hi = np.minimum(a[:, :2] + a[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2)
+    inter = np.clip(hi - lo, 0, None).prod(1)
+    return inter / (a[:, 2:].prod(1) + b[:, 2:].prod(1) - inter)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dev-set", type=Path, default=ROOT.parent / "shared" / "data" / "real-hands")
+    parser.add_argument(
+        "--model", type=Path, nargs="*", default=[], help="ONNX models to read the dev set with"
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/localiser_trial.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    train = np.load(ROOT / "data/processed/train.npz")["images"]
+    hands = torch.from_numpy(train.astype(np.float32) / 255).view(-1, 1, 28, 28)
+    start = time.perf_counter()
+    net, losses = fit(hands, args.steps, args.seed)
+    fit_s = time.perf_counter() - start
+
+    rows = list(csv.DictReader((args.dev_set / "labels.csv").open()))
+    photos = [read_image_file(args.dev_set / r["path"], colour=True) for r in rows]
+    truth = np.array([[float(r[k]) for k in ("box_cx", "box_cy", "box_w", "box_h")] for r in rows])
+    grey = np.stack(
+        [np.asarray(p.convert("L").resize((SIZE, SIZE), Image.Resampling.BILINEAR)) for p in photos]
+    )
+    with torch.no_grad():
+        raw = net(torch.from_numpy(grey.astype(np.float32) / 255)[:, None]).numpy()
+    learned = np.stack([raw[:, 0], raw[:, 1], raw[:, 2], raw[:, 2]], 1)
+    prior = np.array(PRIOR_BOX)
+    found = np.array([find_hand_box(p) or (0.5, 0.5, 1.0, 1.0) for p in photos])
+    boxes = {
+        "localiser": learned,
+        "localiser, pulled half way to the central 60%": SHRINK * learned + (1 - SHRINK) * prior,
+        "mean of localiser and finder": (learned + found) / 2,
+        "finder (--crop auto)": found,
+        "fixed central 60%": np.tile(prior, (len(rows), 1)),
+    }
+    groups = np.array([r["photo_id"] for r in rows])
+    design = np.isin(groups, np.unique(groups)[::3])  # the finder was designed on these
+    result: dict = {
+        "steps": args.steps,
+        "seed": args.seed,
+        "fit_s": round(fit_s, 1),
+        "final_loss": float(np.mean(losses[-50:])),
+        "iou": {
+            name: {
+                "design_third": float(iou(b, truth)[design].mean()),
+                "other_two_thirds": float(iou(b, truth)[~design].mean()),
+            }
+            for name, b in boxes.items()
+        },
+        "correlation": {
+            key: float(np.corrcoef(learned[:, i], truth[:, i] if i < 2 else truth[:, 2:].max(1))[0, 1])
+            for i, key in enumerate(("cx", "cy", "size"))
+        },
+        "models": {},
+    }
+    letters_of = [r["letter"] for r in rows]
+    for model in args.model:
+        predictor = OnnxPredictor(model)
+        labels = np.array([predictor.letters.index(letter) for letter in letters_of])
+        readings = {}
+        for name, b in boxes.items():
+            views = np.stack([to_model_views(p, hand=tuple(box)) for p, box in zip(photos, b, strict=True)])
+            probs = predictor.predict_proba(views.reshape(-1, 28, 28)).reshape(len(rows), views.shape[1], -1)
+            readings[name] = {
+                "top1": float((probs[:, 3].argmax(1) == labels).mean()),  # the plain crop at 15% margin
+                "top1_tta": float((probs.mean(1).argmax(1) == labels).mean()),
+            }
+        result["models"][str(model)] = readings
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(args.out)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
