@@ -15,7 +15,6 @@ Writes benchmarks/results/localiser_trial.json. Not part of the product or of `m
 """
 
 import argparse
-import csv
 import json
 import time
 from itertools import pairwise
@@ -24,25 +23,34 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from PIL import Image
 from torch import nn
 
+from fingerspell.atomic import temp_beside
+from fingerspell.configs import CONFIG_DIR
 from fingerspell.data.augment_real import RealAugment
+from fingerspell.data.labels import LETTERS
 from fingerspell.data.outliers import scenes
 from fingerspell.inference.handfinder import PRIOR_BOX, SHRINK, find_hand_box
-from fingerspell.inference.images import read_image_file, to_model_views
-from fingerspell.inference.predictor import OnnxPredictor
+from fingerspell.inference.images import VIEW_MARGINS, ImageError, read_image_file, to_model_views
+from fingerspell.inference.predictor import ModelError, OnnxPredictor
+from fingerspell.photos.dataset import PhotoSetError, load_photo_set
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 48  # the localiser's input side
 HAND_FILL = 0.85  # how much of a Sign-MNIST crop's side the hand spans (the target box)
 FADE = 0.12  # width of the faded border of the pasted crop, as a fraction of its side
 
-PHOTOMETRIC = RealAugment(
-    p=1.0, rotation=0.0, scale=[1.0, 1.0], translate=0.0, hflip=0.0, background=0.0,
-    background_blend=0.0, gamma=0.5, brightness=0.2, contrast=0.4, blur=0.3, noise=0.03,
-    compress=0.2, erase=0.0, erase_area=0.1, randconv=0.5, randconv_layers=4,
-)  # fmt: skip
+# the composite does the geometry, the scene and the mirror; `augment=real` the rest, on every image
+PHOTOMETRIC_OVERRIDES = {
+    "p": 1.0, "rotation": 0.0, "scale": [1.0, 1.0], "translate": 0.0, "hflip": 0.0,
+    "background": 0.0, "background_blend": 0.0, "erase": 0.0, "randconv": 0.5, "randconv_layers": 4,
+}  # fmt: skip
+PHOTOMETRIC: RealAugment = instantiate(
+    OmegaConf.merge(OmegaConf.load(Path(CONFIG_DIR) / "augment" / "real.yaml"), PHOTOMETRIC_OVERRIDES)
+)
 
 
 def composites(
@@ -134,32 +142,44 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/localiser_trial.json")
     args = parser.parse_args()
+    if args.steps < 1:
+        parser.error(f"--steps must be at least 1, got {args.steps}")
+    train_npz = ROOT / "data/processed/train.npz"
+    if not train_npz.is_file():
+        parser.error(f"{train_npz}: not found; run `dvc repro preprocess` first")
+    # everything the measurement needs is read before the fit, so a bad path fails in seconds
+    try:
+        photos = load_photo_set(args.dev_set / "labels.csv", LETTERS, group_column="photo_id")
+        images = [read_image_file(photo.path, colour=True) for photo in photos]
+        predictors = {str(model): OnnxPredictor(model) for model in args.model}
+    except (PhotoSetError, ImageError, ModelError) as err:
+        parser.error(str(err))
+    if any(photo.box is None for photo in photos):
+        parser.error(f"{args.dev_set / 'labels.csv'}: needs hand-box columns (box_cx, box_cy, box_w, box_h)")
+    truth = np.array([photo.box for photo in photos])
+
     torch.set_num_threads(args.threads)
-    train = np.load(ROOT / "data/processed/train.npz")["images"]
-    hands = torch.from_numpy(train.astype(np.float32) / 255).view(-1, 1, 28, 28)
+    hands = torch.from_numpy(np.load(train_npz)["images"].astype(np.float32) / 255).view(-1, 1, 28, 28)
     start = time.perf_counter()
     net, losses = fit(hands, args.steps, args.seed)
     fit_s = time.perf_counter() - start
 
-    rows = list(csv.DictReader((args.dev_set / "labels.csv").open()))
-    photos = [read_image_file(args.dev_set / r["path"], colour=True) for r in rows]
-    truth = np.array([[float(r[k]) for k in ("box_cx", "box_cy", "box_w", "box_h")] for r in rows])
     grey = np.stack(
-        [np.asarray(p.convert("L").resize((SIZE, SIZE), Image.Resampling.BILINEAR)) for p in photos]
+        [np.asarray(i.convert("L").resize((SIZE, SIZE), Image.Resampling.BILINEAR)) for i in images]
     )
     with torch.no_grad():
         raw = net(torch.from_numpy(grey.astype(np.float32) / 255)[:, None]).numpy()
     learned = np.stack([raw[:, 0], raw[:, 1], raw[:, 2], raw[:, 2]], 1)
     prior = np.array(PRIOR_BOX)
-    found = np.array([find_hand_box(p) or (0.5, 0.5, 1.0, 1.0) for p in photos])
+    found = np.array([find_hand_box(i) or (0.5, 0.5, 1.0, 1.0) for i in images])  # None: the whole frame
     boxes = {
         "localiser": learned,
         "localiser, pulled half way to the central 60%": SHRINK * learned + (1 - SHRINK) * prior,
         "mean of localiser and finder": (learned + found) / 2,
         "finder (--crop auto)": found,
-        "fixed central 60%": np.tile(prior, (len(rows), 1)),
+        "fixed central 60%": np.tile(prior, (len(photos), 1)),
     }
-    groups = np.array([r["photo_id"] for r in rows])
+    groups = np.array([photo.group for photo in photos])
     design = np.isin(groups, np.unique(groups)[::3])  # the finder was designed on these
     result: dict = {
         "steps": args.steps,
@@ -179,21 +199,27 @@ def main() -> None:
         },
         "models": {},
     }
-    letters_of = [r["letter"] for r in rows]
-    for model in args.model:
-        predictor = OnnxPredictor(model)
-        labels = np.array([predictor.letters.index(letter) for letter in letters_of])
+    views = {
+        name: np.stack(
+            # the finder's row is the product's own `--crop auto --tta` path (its fallback included)
+            [to_model_views(i, crop="auto") for i in images]
+            if name == "finder (--crop auto)"
+            else [to_model_views(i, hand=tuple(box)) for i, box in zip(images, b, strict=True)]
+        )
+        for name, b in boxes.items()
+    }
+    plain = len(VIEW_MARGINS) - 1  # the view at the usual 15% margin, unmirrored
+    for model, predictor in predictors.items():
+        labels = np.array([predictor.letters.index(photo.letter) for photo in photos])
         readings = {}
-        for name, b in boxes.items():
-            views = np.stack([to_model_views(p, hand=tuple(box)) for p, box in zip(photos, b, strict=True)])
-            probs = predictor.predict_proba(views.reshape(-1, 28, 28)).reshape(len(rows), views.shape[1], -1)
+        for name, v in views.items():
+            probs = predictor.predict_proba(v.reshape(-1, 28, 28)).reshape(len(photos), v.shape[1], -1)
             readings[name] = {
-                "top1": float((probs[:, 3].argmax(1) == labels).mean()),  # the plain crop at 15% margin
+                "top1": float((probs[:, plain].argmax(1) == labels).mean()),
                 "top1_tta": float((probs.mean(1).argmax(1) == labels).mean()),
             }
-        result["models"][str(model)] = readings
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
+        result["models"][model] = readings
+    tmp = temp_beside(args.out)
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     tmp.replace(args.out)
     print(json.dumps(result, indent=2))

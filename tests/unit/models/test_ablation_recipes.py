@@ -6,31 +6,18 @@ have a row name for the README table. The consistency-training trial code (two a
 Jensen-Shannon loss) is checked on a real one-step fit.
 """
 
-import importlib.util
 import math
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EMAWeightAveraging
 
+from tests.fixtures.scripts import load_benchmark
 from tests.fixtures.train import compose_train
 
-SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "real_ablation.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("real_ablation", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ABLATION = _load()
+ABLATION = load_benchmark("real_ablation")
 
 
 @pytest.mark.parametrize("recipe", sorted(ABLATION.RECIPES))

@@ -2,29 +2,21 @@
 
 A target that drifted from the pasted hand (a flip applied to the image but not the box, a
 scale off by the crop's margin) would train a localiser to point beside hands, and the trial
-would then measure the bug instead of the idea.
+would then measure the bug instead of the idea. Bad paths stop the trial with one line before
+its minutes-long fit.
 """
 
-import importlib.util
+import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
+import pytest
 import torch
+from PIL import Image
 
-SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "localiser_trial.py"
+from tests.fixtures.scripts import load_benchmark
 
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("localiser_trial", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TRIAL = _load()
+TRIAL = load_benchmark("localiser_trial")
 
 
 def test_targets_sit_on_the_pasted_hand_and_follow_the_mirror() -> None:
@@ -63,3 +55,39 @@ def test_a_short_fit_lowers_the_box_loss() -> None:
     hands = torch.rand(256, 1, 28, 28)
     _, losses = TRIAL.fit(hands, steps=40, batch=32)
     assert np.mean(losses[-10:]) < 0.6 * np.mean(losses[:5])
+
+
+def _run(monkeypatch: pytest.MonkeyPatch, root: Path, *args: str) -> None:
+    """Run the trial's main with `root` as the repo; it must stop with exit code 2."""
+    monkeypatch.setattr(TRIAL, "ROOT", root)
+    monkeypatch.setattr(sys, "argv", ["localiser_trial.py", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        TRIAL.main()
+    assert exit_info.value.code == 2
+
+
+def test_bad_inputs_stop_before_the_fit_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def error_line(*args: str) -> str:
+        _run(monkeypatch, tmp_path, *args)
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert lines[-1].startswith("localiser_trial.py: error: ")
+        return lines[-1]
+
+    assert "train.npz: not found; run `dvc repro preprocess`" in error_line()
+    (tmp_path / "data/processed").mkdir(parents=True)
+    (tmp_path / "data/processed/train.npz").write_bytes(b"")  # never read before the checks below
+    assert "--steps must be at least 1" in error_line("--steps", "0")
+    assert "nowhere/labels.csv: no such folder or CSV file" in error_line(
+        "--dev-set", str(tmp_path / "nowhere")
+    )
+    dev = tmp_path / "dev"
+    (dev / "A").mkdir(parents=True)
+    Image.new("RGB", (32, 32), (200, 150, 120)).save(dev / "A/a.png")
+    (dev / "labels.csv").write_text("path,letter,photo_id\nA/a.png,A,a1\n")
+    assert "needs hand-box columns" in error_line("--dev-set", str(dev))
+    (dev / "labels.csv").write_text(
+        "path,letter,photo_id,box_cx,box_cy,box_w,box_h\nA/a.png,A,a1,.5,.5,.4,.4\n"
+    )
+    assert "missing.onnx" in error_line("--dev-set", str(dev), "--model", str(tmp_path / "missing.onnx"))
