@@ -64,6 +64,7 @@ RECIPES: dict[str, list[str]] = {
     "half-prorandconv-small": [*PROGRESSIVE, "model=cnn_small"],
     "half-prorandconv-small_wide": [*PROGRESSIVE, "model=cnn_small", "model.widths=[32,64,128]"],
     "half-prorandconv-sgd": [*PROGRESSIVE, "optimizer=sgd"],
+    "half-prorandconv-mixstyle": [*PROGRESSIVE, "+model.mixstyle=0.5"],
     "prorandconv-p0.7": [*PROGRESSIVE, "augment.p=0.7"],  # the later augment.p wins
     "half-prorandconv-jsd": PROGRESSIVE,  # + CONSISTENCY below
     "half-prorandconv-jsd1": PROGRESSIVE,
@@ -143,8 +144,12 @@ def run_one(recipe: str, seed: int, epochs: int, dev: Path, out: Path, save: Pat
     from fingerspell.configs import CONFIG_DIR
     from fingerspell.training.build import build_datamodule, build_module
 
-    torch.set_num_threads(max(1, int(os.environ.get("ABLATION_THREADS", "1"))))
+    threads = max(1, int(os.environ.get("ABLATION_THREADS", "1")))
+    torch.set_num_threads(threads)
     gpu = torch.cuda.is_available()
+    # the table's hardware column: runs on other machines must not be averaged together
+    where = torch.cuda.get_device_name() if gpu else f"{os.cpu_count()}-core CPU, {threads} thread"
+    where += "s" if not gpu and threads > 1 else ""
     overrides = RECIPES[recipe] + [
         f"seed={seed}",
         f"trainer.max_epochs={epochs}",
@@ -200,6 +205,7 @@ def run_one(recipe: str, seed: int, epochs: int, dev: Path, out: Path, save: Pat
         "epochs_run": int(trainer.current_epoch),
         "fit_s": round(fit_s, 1),
         "device": "cuda" if gpu else "cpu",
+        "where": where,
         "val_loss": float(checkpoint.best_model_score),
         "test_acc": test_acc,
     }
@@ -244,6 +250,7 @@ NAMES = {
     "half-prorandconv-small": "p=0.5 + progressive random convolutions, small CNN (16-32-64, 48k parameters)",
     "half-prorandconv-small_wide": "p=0.5 + progressive random convolutions, small CNN widened (32-64-128)",
     "half-prorandconv-sgd": "p=0.5 + progressive random convolutions, SGD + Nesterov (lr 0.05) instead of AdamW",
+    "half-prorandconv-mixstyle": "p=0.5 + progressive random convolutions + MixStyle (p 0.5, after conv 1 and 2)",
     "prorandconv-p0.7": "p=0.7 (not 0.5) + progressive random convolutions",
     "half-prorandconv-jsd": "p=0.5 + progressive random convolutions, two views + consistency loss (JSD, weight 10)",
     "half-prorandconv-jsd1": "p=0.5 + progressive random convolutions, two views + consistency loss (JSD, weight 1)",

@@ -4,6 +4,8 @@ import itertools
 
 from torch import Tensor, nn
 
+from fingerspell.models.mixstyle import MixStyle
+
 
 def conv_bn(in_chans: int, out_chans: int, drop_rate: float = 0.0) -> nn.Sequential:
     """3x3 conv ("same" padding), optional dropout, batch norm, ReLU and a 2x2 max-pool.
@@ -30,12 +32,21 @@ class ClassicCNN(nn.Module):
         conv_drop_rate: dropout after the second conv (0.2 in the original).
         drop_rate: dropout before the output layer (0.3 in the original).
         image_size: side of the square input, to size the dense layer.
+        mixstyle: probability of MixStyle after the first two conv blocks in training (0 = off);
+            it has no weights, so checkpoints and exported graphs are the same either way.
     """
 
     def __init__(
-        self, in_chans: int, num_classes: int, conv_drop_rate: float, drop_rate: float, image_size: int
+        self,
+        in_chans: int,
+        num_classes: int,
+        conv_drop_rate: float,
+        drop_rate: float,
+        image_size: int,
+        mixstyle: float = 0.0,
     ) -> None:
         super().__init__()
+        self.mixstyle = MixStyle(mixstyle) if mixstyle > 0 else None
         self.features = nn.Sequential(
             conv_bn(in_chans, 75),
             conv_bn(75, 50, conv_drop_rate),
@@ -54,7 +65,13 @@ class ClassicCNN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, C, H, W) normalised images -> (N, num_classes) logits."""
-        return self.head(self.features(x))
+        if self.mixstyle is None:
+            return self.head(self.features(x))
+        for index, block in enumerate(self.features):
+            x = block(x)
+            if index < 2:  # early layers carry style; the last one carries the letter
+                x = self.mixstyle(x)
+        return self.head(x)
 
 
 class SmallCNN(nn.Module):
