@@ -17,6 +17,13 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _grid(h: int, w: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel-centre coordinates from -1 to 1: ys (1, h, 1) and xs (1, 1, w), to broadcast over a batch."""
+    ys = torch.linspace(-1, 1, h, dtype=like.dtype, device=like.device).view(1, h, 1)
+    xs = torch.linspace(-1, 1, w, dtype=like.dtype, device=like.device).view(1, 1, w)
+    return ys, xs
+
+
 def _blur3(x: torch.Tensor) -> torch.Tensor:
     """A 3x3 binomial blur with replicate padding (one depthwise conv for the batch)."""
     k = torch.tensor([1.0, 2.0, 1.0], dtype=x.dtype, device=x.device)
@@ -211,8 +218,7 @@ class RealAugment(nn.Module):
     def _backgrounds(x, rand, uniform):
         """Per-sample procedural backgrounds: gradient + low-frequency texture + clutter rectangles."""
         n, c, h, w = x.shape
-        ys = torch.linspace(-1, 1, h, dtype=x.dtype, device=x.device).view(1, h, 1)
-        xs = torch.linspace(-1, 1, w, dtype=x.dtype, device=x.device).view(1, 1, w)
+        ys, xs = _grid(h, w, x)
         angle = uniform(0, 2 * math.pi).view(n, 1, 1)
         ramp = (torch.cos(angle) * xs + torch.sin(angle) * ys) * uniform(0, 0.5).view(n, 1, 1)
         coarse = F.interpolate(rand(n, 1, 4, 4) - 0.5, size=(h, w), mode="bicubic", align_corners=False)
@@ -272,8 +278,7 @@ class RealAugment(nn.Module):
         which one global gamma or contrast cannot make.
         """
         n, _, h, w = x.shape
-        ys = torch.linspace(-1, 1, h, dtype=x.dtype, device=x.device).view(1, h, 1)
-        xs = torch.linspace(-1, 1, w, dtype=x.dtype, device=x.device).view(1, 1, w)
+        ys, xs = _grid(h, w, x)
         angle = uniform(0, 2 * math.pi).view(n, 1, 1)
         ramp = torch.cos(angle) * xs + torch.sin(angle) * ys
         blobs = F.interpolate(rand(n, 1, 3, 3) * 2 - 1, size=(h, w), mode="bicubic", align_corners=False)[
