@@ -144,9 +144,15 @@ def main() -> None:
     args = parser.parse_args()
     if args.steps < 1:
         parser.error(f"--steps must be at least 1, got {args.steps}")
+    if args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
     train_npz = ROOT / "data/processed/train.npz"
     if not train_npz.is_file():
         parser.error(f"{train_npz}: not found; run `dvc repro preprocess` first")
+    try:
+        hands = torch.from_numpy(np.load(train_npz)["images"].astype(np.float32) / 255).view(-1, 1, 28, 28)
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        parser.error(f"{train_npz}: not a preprocessed image array ({err}); run `dvc repro preprocess` again")
     # everything the measurement needs is read before the fit, so a bad path fails in seconds
     try:
         photos = load_photo_set(args.dev_set / "labels.csv", LETTERS, group_column="photo_id")
@@ -159,7 +165,6 @@ def main() -> None:
     truth = np.array([photo.box for photo in photos])
 
     torch.set_num_threads(args.threads)
-    hands = torch.from_numpy(np.load(train_npz)["images"].astype(np.float32) / 255).view(-1, 1, 28, 28)
     start = time.perf_counter()
     net, losses = fit(hands, args.steps, args.seed)
     fit_s = time.perf_counter() - start

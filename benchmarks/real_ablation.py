@@ -148,8 +148,8 @@ def run_one(recipe: str, seed: int, epochs: int, dev: Path, out: Path, save: Pat
     torch.set_num_threads(threads)
     gpu = torch.cuda.is_available()
     # the table's hardware column: runs on other machines must not be averaged together
-    where = torch.cuda.get_device_name() if gpu else f"{os.cpu_count()}-core CPU, {threads} thread"
-    where += "s" if not gpu and threads > 1 else ""
+    plural = "s" if threads > 1 else ""
+    where = torch.cuda.get_device_name() if gpu else f"{os.cpu_count()}-core CPU, {threads} thread{plural}"
     overrides = RECIPES[recipe] + [
         f"seed={seed}",
         f"trainer.max_epochs={epochs}",

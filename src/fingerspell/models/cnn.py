@@ -46,7 +46,7 @@ class ClassicCNN(nn.Module):
         mixstyle: float = 0.0,
     ) -> None:
         super().__init__()
-        self.mixstyle = MixStyle(mixstyle) if mixstyle > 0 else None
+        self.mixstyle = MixStyle(mixstyle) if mixstyle else None  # MixStyle refuses p outside [0, 1]
         self.features = nn.Sequential(
             conv_bn(in_chans, 75),
             conv_bn(75, 50, conv_drop_rate),
@@ -65,11 +65,9 @@ class ClassicCNN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, C, H, W) normalised images -> (N, num_classes) logits."""
-        if self.mixstyle is None:
-            return self.head(self.features(x))
         for index, block in enumerate(self.features):
             x = block(x)
-            if index < 2:  # early layers carry style; the last one carries the letter
+            if self.mixstyle is not None and index < 2:  # early layers carry style, the last the letter
                 x = self.mixstyle(x)
         return self.head(x)
 

@@ -76,9 +76,13 @@ def test_bad_inputs_stop_before_the_fit_with_one_line(
         return lines[-1]
 
     assert "train.npz: not found; run `dvc repro preprocess`" in error_line()
-    (tmp_path / "data/processed").mkdir(parents=True)
-    (tmp_path / "data/processed/train.npz").write_bytes(b"")  # never read before the checks below
     assert "--steps must be at least 1" in error_line("--steps", "0")
+    assert "--threads must be at least 1" in error_line("--threads", "0")
+    (tmp_path / "data/processed").mkdir(parents=True)
+    train_npz = tmp_path / "data/processed/train.npz"
+    train_npz.write_bytes(b"not an npz")
+    assert "train.npz: not a preprocessed image array" in error_line()
+    np.savez(train_npz, images=np.zeros((4, 1, 28, 28), np.uint8))
     assert "nowhere/labels.csv: no such folder or CSV file" in error_line(
         "--dev-set", str(tmp_path / "nowhere")
     )

@@ -65,6 +65,11 @@ def test_bad_settings_are_refused(kwargs: dict[str, float]) -> None:
         MixStyle(**kwargs)
 
 
+def test_classic_cnn_refuses_a_negative_mixstyle_instead_of_training_without_it() -> None:
+    with pytest.raises(ValueError, match="MixStyle p must be in"):
+        ClassicCNN(1, 24, 0.2, 0.3, 28, mixstyle=-0.5)
+
+
 def test_classic_cnn_with_mixstyle_has_the_same_weights_and_inference() -> None:
     torch.manual_seed(0)
     mixed = ClassicCNN(1, 24, 0.2, 0.3, 28, mixstyle=0.5)
