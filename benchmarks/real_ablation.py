@@ -68,6 +68,8 @@ RECIPES: dict[str, list[str]] = {
     "prorandconv-p0.7": [*PROGRESSIVE, "augment.p=0.7"],  # the later augment.p wins
     "half-prorandconv-jsd": PROGRESSIVE,  # + CONSISTENCY below
     "half-prorandconv-jsd1": PROGRESSIVE,
+    "half-prorandconv-cutmix": PROGRESSIVE,  # + MIXING below
+    "half-prorandconv-mixup": PROGRESSIVE,
     "real-no_background": ["augment=real", "augment.background=0", "augment.background_blend=0"],
     "real-no_photometric": ["augment=real", "augment.gamma=0", "augment.brightness=0", "augment.contrast=0"],
     "real-no_degradation": ["augment=real", "augment.blur=0", "augment.noise=0", "augment.compress=0"],
@@ -79,6 +81,9 @@ RECIPES: dict[str, list[str]] = {
 # recipes trained on two augmented views of each batch, with this weight on the Jensen-Shannon
 # divergence between their predictions (a consistency loss, as in AugMix and Random Convolutions)
 CONSISTENCY = {"half-prorandconv-jsd": 10.0, "half-prorandconv-jsd1": 1.0}
+# recipes whose augmented batches are then mixed by torchvision's batch transform (kind, alpha),
+# trained on the mixed soft labels: CutMix pastes a box of another image, MixUp blends two images
+MIXING = {"half-prorandconv-cutmix": ("CutMix", 1.0), "half-prorandconv-mixup": ("MixUp", 0.2)}
 # the same ingredient switches on the p=0.5 recipe (`experiment=real_hands`)
 RECIPES |= {
     name.replace("real-", "half-"): [*overrides, "augment.p=0.5"]
@@ -133,6 +138,30 @@ def two_view_training(datamodule: "SignMNISTDataModule", module: "FingerspellMod
     module.__class__ = Consistent
 
 
+def mixed_training(module: "FingerspellModule", kind: str, alpha: float) -> None:
+    """Turn a run into CutMix or MixUp training (`torchvision.transforms.v2`): each training batch,
+    after the recipe's augmentation, is mixed with itself rolled by one image and trained on the mixed soft labels.
+    Validation and test are untouched. Trial code for the ablation only, hence the class swap."""
+    import torch.nn.functional as F
+    from torchvision.transforms import v2
+
+    from fingerspell.models.module import FingerspellModule
+
+    mix = getattr(v2, kind)(alpha=alpha, num_classes=int(module.hparams["num_classes"]))
+
+    class Mixed(FingerspellModule):
+        def training_step(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+            x, y = batch
+            mixed, soft = mix(x, y)
+            logits = self(mixed)
+            loss = F.cross_entropy(logits, soft, label_smoothing=self.label_smoothing)
+            self.train_loss(loss.detach())
+            self.train_metrics.update(logits.detach(), soft.argmax(1))
+            return loss
+
+    module.__class__ = Mixed
+
+
 def run_one(recipe: str, seed: int, epochs: int, dev: Path, out: Path, save: Path | None) -> None:
     """Train one recipe/seed and write its scores as JSON to `out`."""
     import lightning as L
@@ -163,6 +192,8 @@ def run_one(recipe: str, seed: int, epochs: int, dev: Path, out: Path, save: Pat
     module = build_module(cfg, datamodule)
     if recipe in CONSISTENCY:
         two_view_training(datamodule, module, CONSISTENCY[recipe])
+    if recipe in MIXING:
+        mixed_training(module, *MIXING[recipe])
     ckpt_dir = Path(out).with_suffix("")
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/loss", mode="min")
     # weight averaging from the recipe's `callbacks` (checkpoints then hold the averaged weights)
@@ -254,6 +285,8 @@ NAMES = {
     "prorandconv-p0.7": "p=0.7 (not 0.5) + progressive random convolutions",
     "half-prorandconv-jsd": "p=0.5 + progressive random convolutions, two views + consistency loss (JSD, weight 10)",
     "half-prorandconv-jsd1": "p=0.5 + progressive random convolutions, two views + consistency loss (JSD, weight 1)",
+    "half-prorandconv-cutmix": "p=0.5 + progressive random convolutions + CutMix (alpha 1)",
+    "half-prorandconv-mixup": "p=0.5 + progressive random convolutions + MixUp (alpha 0.2)",
     "real-no_background": "real, p=1, no backgrounds",
     "real-no_zoom_out": "real, p=1, classic geometry (no zoom-out)",
     "real-no_photometric": "real, p=1, no gamma/contrast/brightness",

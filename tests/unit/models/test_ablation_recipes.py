@@ -2,8 +2,8 @@
 
 The ablation takes hours, so a recipe that a config change broke would otherwise surface only
 mid-sweep. Each recipe must compose, build its augmentation, net and any weight averaging, and
-have a row name for the README table. The consistency-training trial code (two augmented views,
-Jensen-Shannon loss) is checked on a real one-step fit.
+have a row name for the README table. The trial code for consistency training (two augmented
+views, Jensen-Shannon loss) and for CutMix/MixUp is checked on a real one-step fit.
 """
 
 import math
@@ -39,6 +39,7 @@ def test_recipe_overrides_reach_the_config() -> None:
     callback = instantiate(ema)
     assert isinstance(callback, EMAWeightAveraging)
     assert set(ABLATION.CONSISTENCY) <= set(ABLATION.RECIPES)
+    assert set(ABLATION.MIXING) <= set(ABLATION.RECIPES)
 
 
 def test_jensen_shannon_is_zero_on_agreement_symmetric_and_bounded() -> None:
@@ -105,6 +106,78 @@ def test_two_view_training_trains_on_two_views_with_the_consistency_loss(tiny_pr
     assert y.shape == (16,)
     assert not torch.equal(x[:16], x[16:]), "the two views are augmented independently"
     torch.testing.assert_close(seen["loss"], seen["expected"])
+
+
+@pytest.mark.parametrize("recipe", sorted(ABLATION.MIXING))
+def test_mixed_training_trains_on_mixed_images_and_their_soft_labels(
+    tiny_processed: Path, recipe: str
+) -> None:
+    """The swapped module mixes each training batch (torchvision's CutMix or MixUp) and takes
+    cross-entropy against the mixed labels: two letters per image, weights summing to one."""
+    import lightning as L
+
+    from fingerspell.training.build import build_datamodule, build_module
+
+    cfg = compose_train(
+        [
+            *ABLATION.RECIPES[recipe],
+            "logger=none",
+            f"paths.processed_dir={tiny_processed}",
+            "data.datamodule.batch_size=16",
+        ]
+    )
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule)
+    ABLATION.mixed_training(module, *ABLATION.MIXING[recipe])
+    seen: dict[str, torch.Tensor] = {}
+    real_forward = type(module).forward
+
+    def spy_forward(self, x):  # type: ignore[no-untyped-def]
+        seen["mixed"] = x.detach().clone()
+        logits = real_forward(self, x)
+        seen["logits"] = logits.detach()
+        return logits
+
+    step = type(module).training_step
+
+    def spy_step(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+        x, y = batch
+        seen.update(x=x.detach().clone(), y=y)
+        loss = step(self, batch, batch_idx)
+        seen["loss"] = loss.detach()
+        return loss
+
+    type(module).forward, type(module).training_step = spy_forward, spy_step  # local class
+    trainer = L.Trainer(
+        max_steps=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
+    torch.manual_seed(1)  # a draw whose mixing weight is not ~0 or ~1
+    trainer.fit(module, datamodule=datamodule)
+    x, y, mixed = seen["x"], seen["y"], seen["mixed"]
+    assert mixed.shape == x.shape == (16, 1, 28, 28)
+    assert not torch.equal(mixed, x), "the batch was mixed"
+    # each image was mixed with its neighbour in the batch (torchvision rolls it by one);
+    # recover the batch's one mixing weight from the pixels
+    partner = x.roll(1, 0)
+    if ABLATION.MIXING[recipe][0] == "MixUp":
+        diff = x - partner  # least squares for the one blend weight of the batch
+        lam = float(((mixed - partner) * diff).sum() / (diff * diff).sum())
+        torch.testing.assert_close(mixed, lam * x + (1 - lam) * partner)
+    else:
+        from_x = (mixed == x) & (x != partner)
+        lam = float(from_x.sum() / (x != partner).sum())
+    soft = torch.zeros(16, 24)
+    soft[torch.arange(16), y] += lam
+    soft[torch.arange(16), y.roll(1, 0)] += 1 - lam
+    expected = torch.nn.functional.cross_entropy(seen["logits"], soft, label_smoothing=module.label_smoothing)
+    torch.testing.assert_close(seen["loss"], expected, atol=1e-4, rtol=0)
+    assert 0.02 < lam < 0.98
 
 
 def _row(recipe: str, seed: int, epochs: int, label: str | None = None, box: float = 0.2) -> dict:
