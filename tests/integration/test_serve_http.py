@@ -101,6 +101,14 @@ ERROR_CASES = [
     ("400 bad json", {"content": b"{", "headers": {"content-type": "application/json"}}, 400),
     ("422 bad array", {"json": {"images": [[1, 2]]}}, 422),
     ("422 extra json key", {"json": {"images": [[[0] * 28] * 28], "top": 1}}, 422),
+    (
+        "422 int beyond any float",
+        {
+            "content": b'{"images":[[[1' + b"0" * 400 + b"]]]}",
+            "headers": {"content-type": "application/json"},
+        },
+        422,
+    ),
 ]
 
 
@@ -114,6 +122,28 @@ def test_client_faults_get_json_4xx(live_server: LiveServer, case: str, kwargs: 
     assert "\n" not in body["message"]
     # the server is still fine afterwards
     assert httpx.get(f"{live_server.url}/health").status_code == 200
+
+
+def json_image_with(number: str) -> bytes:
+    """A JSON body of one black 28x28 image whose top-left pixel is `number`, written as given."""
+    rows = [",".join(["0"] * 28)] * 28
+    rows[0] = ",".join([number] + ["0"] * 27)
+    return ('{"images":[[' + ",".join(f"[{r}]" for r in rows) + "]]}").encode()
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["1" + "0" * 400, str(2**1100), "-" + str(2**1100), "1e400", "1e300", "256"],
+    ids=["10**400", "2**1100", "-2**1100", "1e400", "1e300", "256"],
+)
+def test_any_number_beyond_0_255_gets_the_same_422(live_server: LiveServer, number: str) -> None:
+    response = httpx.post(
+        f"{live_server.url}/predict",
+        content=json_image_with(number),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["message"] == "images[0]: values must be finite grey levels in 0-255"
 
 
 @pytest.mark.parametrize(

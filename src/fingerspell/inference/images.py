@@ -185,10 +185,23 @@ def main_view(pixels: np.ndarray) -> np.ndarray:
     return pixels if pixels.ndim == 2 else pixels[len(VIEW_MARGINS) - 1]
 
 
+def _as_float32(values: object) -> np.ndarray:
+    """`values` as float32, anything beyond float32 (1e300, 10**400) as inf, so the range check sees it.
+
+    Quietly: numpy warns on stderr for an overflowing cast and raises OverflowError for a Python
+    int beyond any float; both are just out-of-range values to the user.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        try:
+            return np.asarray(values, dtype=np.float32)
+        except OverflowError:
+            return np.full(np.shape(values), np.inf, dtype=np.float32)  # type: ignore[call-overload]
+
+
 def array_to_input(values: object, name: str, size: int = MODEL_SIZE) -> np.ndarray:
     """A grey array (size x size or size*size flat, values 0-255) -> model input, checked."""
     try:
-        arr = np.asarray(values, dtype=np.float32)
+        arr = _as_float32(values)
     except (TypeError, ValueError) as err:
         raise ImageError(f"{name}: not a numeric array ({err})") from err
     if arr.size != size * size or arr.ndim not in (1, 2) or (arr.ndim == 2 and arr.shape != (size, size)):

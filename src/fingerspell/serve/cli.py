@@ -5,11 +5,13 @@ Uvicorn handles SIGTERM/SIGINT gracefully: it stops accepting, lets requests in 
 """
 
 import argparse
+import errno
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import uvicorn
 from fastapi import FastAPI
@@ -24,6 +26,7 @@ from fingerspell.serve.settings import ServeSettings
 COMMAND = "fingerspell-serve"
 ENV_CONFIG = "FINGERSPELL_SERVE_CONFIG"  # how the parent hands the config to worker processes
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+MAX_PORT = 65535
 
 
 class WorkerConfig(BaseModel):
@@ -53,19 +56,80 @@ def app_from_env() -> FastAPI:
     return build_app(WorkerConfig.model_validate_json(os.environ[ENV_CONFIG]))
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage faults as one line (not argparse's usage block), still exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def port_number(text: str) -> int:
+    """`--port`: 1-65535. 0 ("any free port") is refused: the log would not say which port it got."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number; give one in 1-{MAX_PORT}") from None
+    if not 1 <= port <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"{port} is not a port; give one in 1-{MAX_PORT}, e.g. 8000")
+    return port
+
+
+def check_can_bind(host: str, port: int) -> None:
+    """Bind host:port once and let go, so a busy port or bad host is one line, not uvicorn's log block.
+
+    Binds as uvicorn does (asyncio's options: SO_REUSEADDR, IPv6-only IPv6 sockets), so a port a
+    stopped server left in TIME_WAIT counts as free here too. A server that takes the port in
+    the moment between this check and uvicorn's bind still gets uvicorn's own error.
+
+    Raises:
+        ValueError: the one line saying what is wrong and what to do.
+    """
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        raise ValueError(
+            f"--host {host}: not an address this machine can listen on ({err.strerror}); "
+            "use 127.0.0.1, 0.0.0.0 or one of its own addresses"
+        ) from err
+    for family, kind, proto, _, address in addresses:
+        try:
+            sock = socket.socket(family, kind, proto)
+        except OSError:
+            continue  # e.g. no IPv6 here: asyncio skips such an address as well
+        with sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as err:
+                raise ValueError(_bind_fault(host, port, err)) from err
+
+
+def _bind_fault(host: str, port: int, err: OSError) -> str:
+    """The bind error as what to do about it; the errno text alone ("Address already in use") says less."""
+    if err.errno == errno.EADDRINUSE:
+        return f"port {port} is in use on {host}; pick another with --port"
+    if err.errno == errno.EACCES:
+        return f"port {port} on {host} needs more privileges (ports below 1024 usually do); pick another with --port"
+    if err.errno == errno.EADDRNOTAVAIL:
+        return f"--host {host}: not an address of this machine; use 127.0.0.1, 0.0.0.0 or one of its own addresses"
+    return f"cannot listen on {host} port {port} ({err.strerror or err})"
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line options; limits left unset keep `ServeSettings` defaults (one place for them)."""
-    parser = argparse.ArgumentParser(
-        prog=COMMAND, description="HTTP API and web page over a fingerspell ONNX model."
-    )
+    parser = _Parser(prog=COMMAND, description="HTTP API and web page over a fingerspell ONNX model.")
     parser.add_argument(
         "model",
         nargs="?",
         default="models/model.onnx",
-        help="ONNX path or MLflow URI (models:/fingerspell@champion)",
+        help="ONNX path or MLflow URI (models:/fingerspell-onnx@champion)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for all interfaces)")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--port", type=port_number, default=8000, help=f"TCP port, 1-{MAX_PORT} (default 8000)"
+    )
     parser.add_argument("--workers", type=int, default=1, help="worker processes, each with its own model")
     parser.add_argument(
         "--threads", type=int, default=None, help="onnxruntime threads per worker (default 1)"
@@ -134,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         config = _config(args)
         app: Any = build_app(config)  # fails here, with one line, before any port is bound
+        check_can_bind(args.host, args.port)  # after the model load: the least time for another to take it
     except (ModelError, ImageError, ValidationError, ValueError, OSError) as err:
         print(f"{COMMAND}: error: {_one_line(err)}", file=sys.stderr)  # noqa: T201 - CLI output
         sys.exit(1)
