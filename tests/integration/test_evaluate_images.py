@@ -133,3 +133,171 @@ def test_tta_averages_the_views_of_each_photo(
     tight = evaluate(root, "--tta")
     assert tight["top1"] == pytest.approx(0.5)
     assert tight["mean_confidence"] == pytest.approx(evaluate(root)["mean_confidence"], abs=1e-5)
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file", "/proc"])
+def test_unusable_out_is_one_line_before_any_evaluation(
+    trained_onnx: Path,
+    half_right: tuple[Path, Path, int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    where: str,
+) -> None:
+    """A real model and a real set: only --out is wrong, and it is caught before the photos are run."""
+    from fingerspell.photos import cli
+
+    def must_not_run(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the evaluation ran before --out was checked")
+
+    monkeypatch.setattr(cli, "run_photos", must_not_run)
+    root, _, _ = half_right
+    (tmp_path / "README.md").write_text("# keep me\n")
+    out = {
+        "a file": tmp_path / "README.md",
+        "under a file": tmp_path / "README.md" / "report",
+        "/proc": Path("/proc/x"),
+    }[where]
+    if where == "/proc" and not Path("/proc/self").exists():
+        pytest.skip("no /proc on this system")
+    assert cli.main([str(trained_onnx), str(root), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1, err
+    expected = (
+        f"--out {out} is a file; give a folder for report.json and the plots"
+        if where == "a file"
+        else f"cannot write to --out {out}: "
+    )
+    assert err.startswith(f"fingerspell-evaluate-images: error: {expected}")
+    assert (tmp_path / "README.md").read_text() == "# keep me\n"
+
+
+def test_outputs_are_replaced_by_rename_not_written_in_place(
+    trained_onnx: Path, half_right: tuple[Path, Path, int], tmp_path: Path
+) -> None:
+    """Old outputs hard-linked elsewhere keep their bytes: each new file is a temp file renamed in,
+    so a reader (or a crash) never sees a half-written report or plot."""
+    root, _, _ = half_right
+    out, elsewhere = tmp_path / "report", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    names = ["confusion.png", "coverage.png", "report.json"]
+    for name in names:
+        (elsewhere / name).write_text("old\n")
+        (out / name).hardlink_to(elsewhere / name)
+    done = run_cli(str(trained_onnx), str(root), "--out", str(out), "--bootstrap", "50")
+    assert done.returncode == 0, done.stderr
+    for name in names:
+        assert (elsewhere / name).read_bytes() == b"old\n", f"{name} was overwritten in place"
+        assert (out / name).stat().st_size > 1000
+    assert sorted(p.name for p in out.iterdir()) == names, "no temp files left behind"
+
+
+HINT = "SOURCE must be a folder with one subfolder per letter, or a UTF-8 CSV with path,letter columns"
+BOX_HEADER = b"path,letter,box_cx,box_cy,box_w,box_h\n"
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda d, png: png, f" is an image; {HINT} (to read one image, use fingerspell-predict)"),
+        (
+            lambda d, png: _write(d / "x.csv", png.read_bytes()),
+            f" is an image, not a CSV; {HINT} (to read one image, use fingerspell-predict)",
+        ),
+        (
+            lambda d, png: _write(d / "x.csv", bytes(range(128, 256)) * 4),
+            f" is not UTF-8 text (invalid start byte); {HINT}",
+        ),
+        (
+            lambda d, png: _write(d / "x.csv", BOX_HEADER + b"hand.png,A,0.5,0.5,-1,0.3\n"),
+            ": line 2: hand box size must be positive (box_w=-1, box_h=0.3)",
+        ),
+        (
+            lambda d, png: _write(
+                d / "x.csv", BOX_HEADER + b"hand.png,A,0.5,0.5,0.2,0.3\nhand.png,A,0.5,0.5,0.3,0\n"
+            ),
+            ": line 3: hand box size must be positive (box_w=0.3, box_h=0)",
+        ),
+    ],
+    ids=["image", "image-named-csv", "binary-csv", "negative-box", "zero-box"],
+)
+def test_wrong_kind_of_source_is_one_line_naming_it(  # type: ignore[no-untyped-def]
+    trained_onnx: Path, known_samples: list[KnownSample], tmp_path: Path, make, says: str
+) -> None:
+    png = tmp_path / "hand.png"
+    Image.fromarray(known_samples[0].pixels).resize((84, 84)).save(png)
+    source = make(tmp_path, png)
+    done = run_cli(str(trained_onnx), str(source), "--reading", "box" if "box" in says else "full")
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [f"fingerspell-evaluate-images: error: {source}{says}"]
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_threshold_outside_zero_one_is_refused(
+    trained_onnx: Path, half_right: tuple[Path, Path, int]
+) -> None:
+    root, _, _ = half_right
+    done = run_cli(str(trained_onnx), str(root), "--threshold", "2")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "fingerspell-evaluate-images: error: argument --threshold: 2 is outside [0, 1]; give a confidence such as 0.5"
+    )
+    assert done.stdout == ""
+    edge = run_cli(str(trained_onnx), str(root), "--threshold", "1", "--json", "--bootstrap", "50")
+    assert edge.returncode == 0, edge.stderr
+    assert json.loads(edge.stdout)["at_threshold"]["threshold"] == 1.0
+
+
+def test_mlflow_model_uris_evaluate_the_registered_model(
+    trained_onnx: Path,
+    half_right: tuple[Path, Path, int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The model logged and registered the project's way, in this test's own sqlite store, read back
+    by alias, by version and by run: the same numbers as the file itself."""
+    import os
+
+    import mlflow
+
+    from fingerspell.photos.cli import main
+    from fingerspell.tracking.onnx_logging import log_onnx_model
+
+    monkeypatch.chdir(tmp_path)  # artifacts land in ./mlruns: keep them out of the repository
+    store = os.environ["MLFLOW_TRACKING_URI"]
+    assert store.startswith("sqlite:///"), "conftest gives every test its own sqlite store"
+    mlflow.set_tracking_uri(store)
+    with mlflow.start_run() as run:
+        pass
+    logged = log_onnx_model(trained_onnx, run.info.run_id, store, "fingerspell-onnx", ("champion",))
+    root, _, _ = half_right
+
+    def evaluate(model: str) -> dict:
+        assert main([model, str(root), "--json", "--bootstrap", "50"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    from_file = evaluate(str(trained_onnx))
+    for uri in (
+        "models:/fingerspell-onnx@champion",
+        f"models:/fingerspell-onnx/{logged['version']}",
+        f"runs:/{run.info.run_id}/onnx",
+    ):
+        from_mlflow = evaluate(uri)
+        assert from_mlflow["model"] == uri
+        for key in ("n_images", "top1", "top3", "mean_confidence", "nll", "confusion"):
+            assert from_mlflow[key] == from_file[key], (uri, key)
+
+    assert main(["models:/no-such-model@champion", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "fingerspell-evaluate-images: error: models:/no-such-model@champion: cannot resolve in MLflow"
+    )
+    assert "dvc repro" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -1,15 +1,61 @@
 """`fingerspell-evaluate-images MODEL SOURCE`: accuracy, intervals and calibration on labelled photos."""
 
 import argparse
+import contextlib
+import math
 import sys
 from pathlib import Path
 
+from fingerspell.atomic import temp_beside
 from fingerspell.inference.images import ImageError
+from fingerspell.inference.model_source import resolve_model_path
 from fingerspell.inference.predictor import ModelError, OnnxPredictor
 from fingerspell.photos.dataset import PhotoSetError, load_photo_set
 from fingerspell.photos.evaluate import READINGS, report, run_photos, write_json_atomic
 
 PROG = "fingerspell-evaluate-images"
+
+
+class OutError(ValueError):
+    """`--out` cannot take the report; found before the evaluation, not after it."""
+
+
+def probability(text: str) -> float:
+    """An argparse type for --threshold: a number in [0, 1], as predict and serve require."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise argparse.ArgumentTypeError(f"{text} is outside [0, 1]; give a confidence such as 0.5")
+    return value
+
+
+def prepare_out(out: Path) -> list[Path]:
+    """Make `out` and prove a file can be written there, so a bad --out fails in seconds.
+
+    Returns the folders it created (innermost first), to remove if the evaluation then fails.
+
+    Raises:
+        OutError: `out` is a file, or cannot be created or written to.
+    """
+    if out.exists() and not out.is_dir():
+        raise OutError(f"--out {out} is a file; give a folder for report.json and the plots")
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        temp_beside(out / "report.json").unlink()
+    except OSError as err:
+        remove_empty(created)
+        raise OutError(f"cannot write to --out {out}: {err.strerror or err}") from err
+    return created
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove the folders `prepare_out` made (innermost first), if nothing was written there."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure a fingerspell ONNX model on a labelled photo set: an ImageFolder tree "
         "(<letter>/<image>) or a CSV with path,letter and optional box_cx,box_cy,box_w,box_h.",
     )
-    parser.add_argument("model", help="path to the .onnx model")
+    parser.add_argument(
+        "model", help="the .onnx model, or an MLflow URI (models:/fingerspell-onnx@champion, runs:/...)"
+    )
     parser.add_argument("source", type=Path, help="folder with one subfolder per letter, or a CSV")
     parser.add_argument(
         "--reading",
@@ -33,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="average the model over 8 views of each photo (crops at 0-15%% margin, mirrored)",
     )
     parser.add_argument("--group-column", help="CSV column that groups versions of one photo, e.g. photo_id")
-    parser.add_argument("--threshold", type=float, help="confidence threshold (default: the model's own)")
+    parser.add_argument(
+        "--threshold", type=probability, help="confidence threshold in [0, 1] (default: the model's own)"
+    )
     parser.add_argument(
         "--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% interval"
     )
@@ -44,36 +94,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; exit 0 on success, 1 for bad model/source, 2 for usage errors."""
+    """Entry point; exit 0 on success, 1 for bad model/source, 2 for usage errors (--out included)."""
     args = build_parser().parse_args(argv)
     if args.bootstrap < 1:
-        print(f"{PROG}: error: --bootstrap must be >= 1", file=sys.stderr)  # noqa: T201
-        return 2
+        return fail("--bootstrap must be >= 1", 2)
+    created: list[Path] = []
     try:
-        predictor = OnnxPredictor(args.model)
+        created = prepare_out(args.out) if args.out else []
+        predictor = OnnxPredictor(resolve_model_path(args.model))
         photos = load_photo_set(args.source, predictor.letters, args.group_column)
         threshold = args.threshold if args.threshold is not None else predictor.unsure_threshold
         run = run_photos(predictor, photos, args.reading, args.tta)
         result = report(run, predictor.letters, threshold, args.bootstrap, args.seed)
+    except OutError as err:
+        return fail(str(err), 2)
     except (ModelError, PhotoSetError, ImageError, ValueError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)  # noqa: T201
-        return 1
+        remove_empty(created)  # a failed evaluation leaves no empty --out behind
+        return fail(str(err), 1)
+    except BaseException:  # Ctrl-C mid-evaluation, or a bug: same tidy-up, then the usual exit
+        remove_empty(created)
+        raise
     result.update(
         {"model": str(args.model), "source": str(args.source), "reading": args.reading, "tta": args.tta}
     )
     if args.out:
-        from fingerspell.photos.plots import plot_confusion, plot_coverage
-
-        write_json_atomic(result, args.out / "report.json")
-        plot_confusion(
-            result["confusion"],
-            predictor.letters,
-            f"{args.source.name} ({args.reading})",
-            args.out / "confusion.png",
-        )
-        plot_coverage(
-            {args.reading: result["coverage_curve"]}, "accuracy vs coverage", args.out / "coverage.png"
-        )
+        try:
+            write_outputs(result, predictor.letters, args)
+        except OSError as err:  # the disk filled or the folder went away during the evaluation
+            return fail(f"cannot write to --out {args.out}: {err.strerror or err}", 2)
     if args.json:
         import json
 
@@ -83,6 +131,23 @@ def main(argv: list[str] | None = None) -> int:
     for line in run.failed:
         print(f"{PROG}: skipped: {line}", file=sys.stderr)  # noqa: T201
     return 0
+
+
+def fail(message: str, status: int) -> int:
+    """One `prog: error: ...` line on stderr; returns the exit status to give."""
+    print(f"{PROG}: error: {message}", file=sys.stderr)  # noqa: T201
+    return status
+
+
+def write_outputs(result: dict, letters: tuple[str, ...], args: argparse.Namespace) -> None:
+    """report.json and the two plots under --out, each written to a temp file and renamed."""
+    from fingerspell.photos.plots import plot_confusion, plot_coverage
+
+    write_json_atomic(result, args.out / "report.json")
+    plot_confusion(
+        result["confusion"], letters, f"{args.source.name} ({args.reading})", args.out / "confusion.png"
+    )
+    plot_coverage({args.reading: result["coverage_curve"]}, "accuracy vs coverage", args.out / "coverage.png")
 
 
 def format_table(result: dict) -> str:

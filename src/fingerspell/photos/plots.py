@@ -8,6 +8,20 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
+
+from fingerspell.atomic import temp_beside
+
+
+def save_atomic(fig: Figure, path: Path) -> None:
+    """Save to a temp PNG beside `path`, then rename: never a half-written plot; closes `fig`."""
+    tmp = temp_beside(path, suffix=".png")
+    try:
+        fig.savefig(tmp, dpi=110, format="png")
+        tmp.replace(path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
 
 
 def plot_confusion(confusion: list[list[int]], letters: tuple[str, ...], title: str, path: Path) -> None:
@@ -23,8 +37,7 @@ def plot_confusion(confusion: list[list[int]], letters: tuple[str, ...], title: 
     ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true letter")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_atomic(fig, path)
 
 
 def plot_coverage(curves: dict[str, list[dict[str, Any]]], title: str, path: Path) -> None:
@@ -41,5 +54,4 @@ def plot_coverage(curves: dict[str, list[dict[str, Any]]], title: str, path: Pat
     ax.legend()
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_atomic(fig, path)

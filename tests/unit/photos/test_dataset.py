@@ -73,3 +73,80 @@ def test_hand_box_square_has_margin_and_stays_inside():
     assert box[2] <= 400
     assert box[3] <= 200
     assert box[3] - box[1] == pytest.approx(200)
+
+
+@pytest.mark.parametrize(
+    ("box", "line"),
+    [("0.5,0.5,-1,0.3", 3), ("0.5,0.5,0.2,0", 3), ("0.5,0.5,0,0", 3)],
+)
+def test_non_positive_hand_box_is_refused_with_its_line(tmp_path, box, line):
+    """A zero or negative box crops nothing; it must be caught at listing, naming the CSV line."""
+    write_png(tmp_path / "img" / "a.png")
+    (tmp_path / "set.csv").write_text(
+        f"path,letter,box_cx,box_cy,box_w,box_h\nimg/a.png,A,0.5,0.5,0.2,0.3\nimg/a.png,B,{box}\n"
+    )
+    with pytest.raises(PhotoSetError, match=rf"set\.csv: line {line}: hand box size must be positive"):
+        load_photo_set(tmp_path / "set.csv", LETTERS)
+
+
+def test_non_finite_hand_box_is_refused(tmp_path):
+    write_png(tmp_path / "img" / "a.png")
+    (tmp_path / "set.csv").write_text("path,letter,box_cx,box_cy,box_w,box_h\nimg/a.png,A,nan,0.5,0.2,0.3\n")
+    with pytest.raises(PhotoSetError, match=r"line 2: hand box has a non-finite value"):
+        load_photo_set(tmp_path / "set.csv", LETTERS)
+
+
+def test_csv_line_numbers_count_blank_lines(tmp_path):
+    """The line named is the one an editor shows, even after a blank line."""
+    write_png(tmp_path / "img" / "a.png")
+    (tmp_path / "set.csv").write_text("path,letter\nimg/a.png,A\n\nimg/a.png,Z\n")
+    with pytest.raises(PhotoSetError, match=r"line 4: letter 'Z'"):
+        load_photo_set(tmp_path / "set.csv", LETTERS)
+
+
+def test_csv_saved_by_excel_with_a_bom_is_read(tmp_path):
+    write_png(tmp_path / "img" / "a.png")
+    (tmp_path / "set.csv").write_bytes("path,letter\nimg/a.png,A\n".encode("utf-8-sig"))
+    assert [p.letter for p in load_photo_set(tmp_path / "set.csv", LETTERS)] == ["A"]
+
+
+def test_row_without_a_path_is_one_clear_error(tmp_path):
+    (tmp_path / "set.csv").write_text("letter,path\nA\n")
+    with pytest.raises(PhotoSetError, match=r"line 2: no image path"):
+        load_photo_set(tmp_path / "set.csv", LETTERS)
+
+
+def test_image_given_as_source_points_to_predict(tmp_path):
+    write_png(tmp_path / "hand.png")
+    with pytest.raises(PhotoSetError) as caught:
+        load_photo_set(tmp_path / "hand.png", LETTERS)
+    message = str(caught.value)
+    assert str(tmp_path / "hand.png") in message
+    assert "folder with one subfolder per letter" in message
+    assert "UTF-8 CSV with path,letter" in message
+    assert "fingerspell-predict" in message
+
+
+def test_image_named_csv_is_recognised_as_an_image(tmp_path):
+    write_png(tmp_path / "photo.png")
+    (tmp_path / "x.csv").write_bytes((tmp_path / "photo.png").read_bytes())
+    with pytest.raises(
+        PhotoSetError, match=r"x\.csv is an image, not a CSV; SOURCE must be .*fingerspell-predict"
+    ):
+        load_photo_set(tmp_path / "x.csv", LETTERS)
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (bytes(range(128, 256)) * 8, r"x\.csv is not UTF-8 text"),
+        (b"path,letter\n\x00\x00,A\n", r"x\.csv: line 2: image path has a NUL byte"),
+        (b"path,letter\n" + b"a" * 200_000 + b",A\n", r"x\.csv is not a readable CSV \(field larger"),
+    ],
+)
+def test_binary_csv_names_the_file_and_says_what_source_must_be(tmp_path, content, says):
+    (tmp_path / "x.csv").write_bytes(content)
+    with pytest.raises(PhotoSetError, match=says) as caught:
+        load_photo_set(tmp_path / "x.csv", LETTERS)
+    assert "SOURCE must be a folder with one subfolder per letter, or a UTF-8 CSV" in str(caught.value)
+    assert "fingerspell-predict" not in str(caught.value), "not an image: no hint to predict"
