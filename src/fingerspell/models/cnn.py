@@ -1,6 +1,7 @@
 """Convolutional nets for 28x28 grey hand images: the classic Sign-MNIST CNN and a faster small one."""
 
 import itertools
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -62,6 +63,16 @@ class ClassicCNN(nn.Module):
             nn.Dropout(drop_rate),
             nn.Linear(512, num_classes),
         )
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Read nets pickled before the `mixstyle` option existed as nets without it.
+
+        MLflow's pytorch flavour pickles the whole module, so registered models from before the
+        option lack the attribute and would otherwise fail in `forward`.
+        """
+        if "mixstyle" not in state and "mixstyle" not in state.get("_modules", {}):
+            state["mixstyle"] = None
+        super().__setstate__(state)
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, C, H, W) normalised images -> (N, num_classes) logits."""

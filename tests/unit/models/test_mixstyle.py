@@ -87,3 +87,20 @@ def test_classic_cnn_with_mixstyle_has_the_same_weights_and_inference() -> None:
     mixed.mixstyle.p = 1.0  # type: ignore[union-attr]
     torch.manual_seed(5)
     assert not torch.allclose(mixed(x), plain(x))
+
+
+def test_a_classic_cnn_pickled_before_the_mixstyle_option_still_runs() -> None:
+    """MLflow's pytorch flavour pickles whole nets: registered models older than the option
+    have no `mixstyle` attribute and must still load, run and keep their answers."""
+    import pickle
+
+    torch.manual_seed(0)
+    net = ClassicCNN(1, 24, 0.2, 0.3, 28).eval()
+    x = torch.rand(3, 1, 28, 28)
+    expected = net(x)
+    del net.mixstyle  # what a net pickled before the option looks like
+    old = pickle.loads(pickle.dumps(net))  # noqa: S301 - bytes made here
+    torch.testing.assert_close(old(x), expected)
+    assert old.mixstyle is None
+    with_mix = pickle.loads(pickle.dumps(ClassicCNN(1, 24, 0.2, 0.3, 28, mixstyle=0.5)))  # noqa: S301
+    assert isinstance(with_mix.mixstyle, MixStyle), "a net with the option keeps it"
