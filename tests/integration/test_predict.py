@@ -123,6 +123,55 @@ def test_csv_rows_table_and_csv_output(
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:3] == ["input", "letter", "prob"]
     assert [line.split()[1].rstrip("?") for line in out[1:]] == [s.letter for s in known_samples]
+    assert [line.rsplit("(expected ", 1)[1] for line in out[1:]] == [f"{s.letter})" for s in known_samples]
+
+    # more alternatives than letters: every letter, and the header says how many
+    assert main([str(trained_onnx), str(table), "--top-k", "99"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[-1] == "top-24"
+    assert all(len(line.split("(expected")[0].split()[3:]) == 24 for line in out[1:])
+
+
+def test_a_row_labelled_with_no_letter_is_refused_not_reported_as_truth(
+    trained_onnx: Path, known_samples: list[KnownSample], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Label 9 (J) and 25 (Z) are not in Sign-MNIST, and 3.5 is no label: one line each, the
+    other rows still predicted with their expected letters, exit 1."""
+    good = known_samples[0]
+    pixels = ",".join(map(str, good.pixels.ravel()))
+    rows = [
+        f"{label},{pixels}" for label in ("9", "25", "3.5", "ABCDEFGHIJKLMNOPQRSTUVWXYZ".index(good.letter))
+    ]
+    table = tmp_path / "labels.csv"
+    table.write_text("\n".join([HEADER, *rows]) + "\n")
+    assert main([str(trained_onnx), str(table), "--csv"]) == 1
+    captured = capsys.readouterr()
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 3
+    for line, (number, label) in zip(errors, [(2, "9"), (3, "25"), (4, "3.5")], strict=True):
+        assert line.startswith(
+            f"fingerspell-predict: {table}:{number}: label {label} is not a Sign-MNIST letter"
+        )
+    (row,) = list(csv.DictReader(io.StringIO(captured.out)))
+    assert (row["input"], row["expected"]) == (f"{table}:5", good.letter)
+
+
+def test_unsure_threshold_overrides_the_models_own(
+    trained_onnx: Path, known_samples: list[KnownSample], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = save(known_samples[0], tmp_path / "one.png")
+    assert main([str(trained_onnx), str(image), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    own = doc["model"]["unsure_threshold"]  # the test model's: none, or under its answer
+    (pred,) = doc["predictions"]
+    assert pred["unsure"] is False
+    assert own is None or pred["probability"] >= own
+    stricter = (pred["probability"] + 1.0) / 2
+    assert main([str(trained_onnx), str(image), "--json", "--unsure-threshold", str(stricter)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["model"]["unsure_threshold"] == pytest.approx(stricter)
+    assert doc["predictions"][0]["unsure"] is True
+    assert doc["predictions"][0]["letter"] == pred["letter"]  # the answer stays; only the flag moves
 
 
 def test_stdin(trained_onnx: Path, known_samples: list[KnownSample], tmp_path: Path) -> None:
@@ -143,6 +192,8 @@ def test_stdin(trained_onnx: Path, known_samples: list[KnownSample], tmp_path: P
         (["--batch-size", "-1"], "--batch-size"),
         (["--json", "--csv"], "not allowed with"),
         (["--crop", "middle"], "choose from 'center', 'auto'"),
+        (["--unsure-threshold", "1.5"], "--unsure-threshold: Input should be less than or equal to 1"),
+        (["--unsure-threshold", "-0.1"], "--unsure-threshold: Input should be greater than or equal to 0"),
     ],
 )
 def test_usage_errors_exit_2(trained_onnx: Path, tmp_path: Path, args: list[str], message: str) -> None:

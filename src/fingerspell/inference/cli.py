@@ -36,6 +36,7 @@ class PredictSettings(BaseModel):
     output: str = Field("table", pattern="^(table|json|csv)$")
     crop: Crop = DEFAULT_CROP
     tta: bool = False
+    unsure_threshold: float | None = Field(None, ge=0, le=1)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="average over 8 views of each photo (crops at 0-15%% margin around the hand, mirrored): "
         "more accurate on real photos, 8x the model runs",
+    )
+    p.add_argument(
+        "--unsure-threshold",
+        type=float,
+        default=None,
+        metavar="P",
+        help="mark answers under probability P unsure (default: the model's own threshold)",
     )
     p.set_defaults(output="table")
     return p
@@ -125,7 +133,8 @@ class _Writer:
         else:
             letter = row["letter"] + ("?" if row["unsure"] else "")
             name = row["input"] if len(row["input"]) <= 40 else "..." + row["input"][-37:]
-            self.out.write(f"{name:<40} {letter:<6} {row['probability']:>6.3f}  {tops}\n")
+            expected = f"  (expected {row['expected']})" if "expected" in row else ""
+            self.out.write(f"{name:<40} {letter:<6} {row['probability']:>6.3f}  {tops}{expected}\n")
 
     def error(self, item: Item) -> None:
         self.errors.append({"input": item.name, "error": item.error or "unknown error"})
@@ -143,22 +152,26 @@ def run(settings: PredictSettings, out: TextIO) -> int:
     """Predict every input; returns the exit status."""
     from fingerspell.inference.model_source import resolve_model_path
 
-    predictor = OnnxPredictor(resolve_model_path(settings.model), threads=settings.threads)
+    predictor = OnnxPredictor(
+        resolve_model_path(settings.model),
+        threads=settings.threads,
+        unsure_threshold=settings.unsure_threshold,
+    )
     model_info = {
         "path": settings.model,
         "crop": settings.crop,
         "tta": settings.tta,
         **predictor.metadata.to_dict(),
+        "unsure_threshold": predictor.unsure_threshold,  # the model's own, or --unsure-threshold
     }
-    writer = _Writer(settings.output, out, settings.top_k, model_info)
+    top_k = min(settings.top_k, len(predictor.letters))  # a larger --top-k lists every letter
+    writer = _Writer(settings.output, out, top_k, model_info)
     failed = 0
     for batch in _batches(
         expand(settings.inputs, settings.max_pixels, crop=settings.crop, tta=settings.tta),
         settings.batch_size,
     ):
-        preds = iter(
-            predictor.predict_inputs([i.pixels for i in batch if i.pixels is not None], settings.top_k)
-        )
+        preds = iter(predictor.predict_inputs([i.pixels for i in batch if i.pixels is not None], top_k))
         for item in batch:
             if item.pixels is None:
                 failed += 1

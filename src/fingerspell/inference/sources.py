@@ -14,6 +14,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from fingerspell.data.labels import LABELS
 from fingerspell.inference.images import (
     DEFAULT_CROP,
     Crop,
@@ -95,8 +96,14 @@ def csv_items(text: str, name: str) -> Iterator[Item]:
             continue
         expected = None
         if labelled:
-            label = int(values[0])
-            expected = string.ascii_uppercase[label] if 0 <= label < 26 and label == values[0] else None
+            if values[0] not in LABELS:  # a wrong label would be reported as the truth
+                yield Item(
+                    row_name,
+                    error=f"{row_name}: label {values[0]:g} is not a Sign-MNIST letter "
+                    "(0-24 without 9: J and Z need motion); fix it or drop the label column",
+                )
+                continue
+            expected = string.ascii_uppercase[int(values[0])]
             values = values[1:]
         try:
             yield Item(row_name, array_to_input(values, row_name), expected=expected)
