@@ -9,14 +9,16 @@ from omegaconf import DictConfig
 from fingerspell.cli_errors import user_errors
 from fingerspell.configs import CONFIG_DIR
 from fingerspell.evaluation.stage import EvaluateSettings, run_evaluate
+from fingerspell.hydra_cli import run_hydra
 
 log = logging.getLogger(__name__)
+COMMAND = "fingerspell-evaluate"
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
-def main(cfg: DictConfig) -> float:
+def _hydra_main(cfg: DictConfig) -> float:
     """Evaluate `cfg.model_path`; returns test accuracy (percent) for sweepers and scripts."""
-    with user_errors("fingerspell-evaluate"):
+    with user_errors(COMMAND):
         report = run_evaluate(
             EvaluateSettings(
                 model=Path(cfg.model_path),
@@ -36,6 +38,11 @@ def main(cfg: DictConfig) -> float:
         )
     log.info("wrote %s: test accuracy %.2f%%", cfg.outputs.eval, report["test/acc"])
     return float(report["test/acc"])
+
+
+def main() -> None:
+    """Console entry point of `fingerspell-evaluate`: config faults end in one line too."""
+    run_hydra(COMMAND, _hydra_main)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,6 @@
 """`fingerspell-train`: the DVC train stage and every sweep (`-m`) over the Hydra config tree."""
 
 import logging
-import os
-import sys
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,14 +8,13 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from rich.syntax import Syntax
 from rich.tree import Tree
 
-from fingerspell.cli_errors import user_errors
 from fingerspell.configs import CONFIG_DIR
+from fingerspell.hydra_cli import hydra_errors, run_hydra
 from fingerspell.tracking.publish import publish_job
 from fingerspell.tracking.runs import RunInfo, RunLogger, job_run_name, tracked_run
 from fingerspell.tracking.setup import TrackingError
@@ -143,44 +139,19 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     return float(value) if value is not None else None
 
 
-def one_line(err: BaseException) -> str:
-    """Hydra's multi-line errors as one line: indented option lists joined with commas."""
-    lines: list[str] = []
-    options: list[str] = []
-    for raw in str(err).split("Config search path")[0].splitlines():
-        if raw.startswith(("\t", "    ")) and raw.strip():
-            options.append(raw.strip())
-            continue
-        if options and lines:
-            lines[-1] += " " + ", ".join(options)
-        options = []
-        if raw.strip():
-            lines.append(raw.strip())
-    if options and lines:
-        lines[-1] += " " + ", ".join(options)
-    return "; ".join(lines) or type(err).__name__
-
-
 @contextmanager
 def one_line_errors() -> Iterator[None]:
     """Foreseeable faults (config, data, tracking store) end as `fingerspell-train: error: ...`, exit 1.
 
     Used inside the task function too: Hydra would otherwise add its own "Error executing job" line.
     """
-    with user_errors(COMMAND):
-        try:
-            yield
-        except (HydraException, TrackingError) as err:
-            print(f"{COMMAND}: error: {one_line(err)}", file=sys.stderr)  # noqa: T201 (CLI output)
-            sys.exit(1)
+    with hydra_errors(COMMAND, also=(TrackingError,)):
+        yield
 
 
 def main() -> None:
     """Console entry point of `fingerspell-train`."""
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's multi-line report
-    warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema")
-    with one_line_errors():
-        _hydra_main()
+    run_hydra(COMMAND, _hydra_main, also=(TrackingError,))
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ def calibrated(
         tmp_path_factory.mktemp("calibrated"),
         "calibration.temperature=true",
         "calibration.class_bias=true",
+        "calibration.max_accuracy_drop=100",  # the tiny unaugmented model loses ~12 points to it
     )
 
 
@@ -64,6 +65,31 @@ def textured_scene(seed: int, n: int = 8) -> np.ndarray:
         img[y0 : y0 + 8, x0 : x0 + 8] = rng.uniform(0, 255)
         scenes.append(np.clip(img + rng.normal(0, 10, (28, 28)), 0, 255))
     return np.stack(scenes)[:, None].astype(np.float32)
+
+
+def test_a_class_bias_that_costs_the_test_split_fails_the_export_in_one_line(
+    trained_checkpoint: Path, processed_dir: Path, calibrated: Path, tmp_path: Path
+) -> None:
+    """The tiny test model is not trained for photos: the bias fitted under the real-photo
+    augmentation costs it points on the test split, so with the shipped limit nothing is written."""
+    cal = json.loads((calibrated / "export.json").read_text())["calibration"]["test"]
+    drop = 100 * (cal["accuracy_before"] - cal["accuracy"])
+    assert drop > 1.0, "the premise: with the limit lifted, the bias costs more than 1 point"
+    cmd = [
+        sys.executable, "-m", "fingerspell.export.cli",
+        f"source={trained_checkpoint}", f"paths.processed_dir={processed_dir}",
+        f"output={tmp_path / 'model.onnx'}", f"report={tmp_path / 'export.json'}",
+        f"train_run={tmp_path / 'train_run.json'}", f"hydra.run.dir={tmp_path / 'hydra'}",
+        "quantize.enabled=false", "mlflow.log=false", "calibration.temperature=true", "calibration.class_bias=true",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 1
+    (line,) = [ln for ln in done.stderr.splitlines() if ln.startswith("fingerspell-export: error:")]
+    assert f"the class bias costs the test split {drop:.2f} points" in line
+    assert "calibration.class_bias=false" in line
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "model.onnx").exists()
+    assert not (tmp_path / "export.json").exists()
 
 
 def test_report_shows_the_fit_and_its_effect(calibrated: Path) -> None:

@@ -38,7 +38,7 @@ def free_port() -> int:
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        (["optimizr=adamw"], "Could not override 'optimizr'"),
+        (["optimizr=adamw"], "no config key 'optimizr' (a typo?"),
         (["model=vgg"], "Could not find 'model/vgg'; Available options in 'model': cnn, cnn_small, resnet"),
         (["optimizer.lr=0"], "optimizer.lr=0 must be > 0"),
         (["trainer.max_epochs=0"], "trainer.max_epochs=0 must be >= 1"),

@@ -37,6 +37,16 @@ class EvaluateSettings:
     robustness_seed: int = 0
     corruptions: tuple[str, ...] | None = None  # None: all
 
+    def __post_init__(self) -> None:
+        """Refuse counts that would fail minutes later with a numpy message (or run nothing)."""
+        for key in ("batch_size", "latency_runs", "throughput_batch", "throughput_runs"):
+            value = getattr(self, key)
+            if value < 1:
+                name = f"speed.{key}" if key != "batch_size" else key
+                raise ValueError(f"{name}={value} must be a whole number >= 1")
+        if self.threads is not None and self.threads < 0:
+            raise ValueError(f"threads={self.threads} must be >= 1 (or 0/null for onnxruntime's default)")
+
 
 def run_evaluate(settings: EvaluateSettings) -> dict[str, Any]:
     """Metrics, speed and robustness of `settings.model`; writes every report, returns eval.json's dict."""

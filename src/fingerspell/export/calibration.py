@@ -40,6 +40,26 @@ class CalibrationSettings:
     target_accuracy: float = 0.9  # answered held-out images must be at least this accurate
     threshold: float | None = None  # a fixed threshold instead of the rule
     batch_size: int = 512
+    max_accuracy_drop: float = 1.0  # test-split points the class bias may cost before the export fails
+
+    def __post_init__(self) -> None:
+        """Refuse values that would fit on nothing or write a meaningless threshold."""
+        if self.repeats < 1:
+            raise ValueError(
+                f"calibration.repeats={self.repeats} must be >= 1 (passes of the validation split)"
+            )
+        if self.batch_size < 1:
+            raise ValueError(f"calibration.batch_size={self.batch_size} must be >= 1")
+        if not 0 < self.target_accuracy <= 1:
+            raise ValueError(f"calibration.target_accuracy={self.target_accuracy:g} must be in (0, 1]")
+        if self.max_accuracy_drop < 0:
+            raise ValueError(
+                f"calibration.max_accuracy_drop={self.max_accuracy_drop:g} must be >= 0 (points)"
+            )
+        if self.threshold is not None and not 0 <= self.threshold <= 1:
+            raise ValueError(
+                f"calibration.threshold={self.threshold:g} must be in [0, 1] (or null for the rule)"
+            )
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0, bias: np.ndarray | None = None) -> np.ndarray:

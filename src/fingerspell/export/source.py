@@ -6,6 +6,7 @@ must carry (letters, normalisation, training run, data fingerprint).
 
 import json
 import logging
+import pickle
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,8 +99,15 @@ def load_checkpoint(path: Path) -> nn.Module:
         )
     try:
         return FingerspellModule.load_from_checkpoint(str(path), map_location="cpu").eval()
-    except (RuntimeError, KeyError, TypeError, EOFError) as err:
-        raise ValueError(f"{path}: not a fingerspell checkpoint ({str(err).splitlines()[0][:200]})") from err
+    except (RuntimeError, KeyError, TypeError, EOFError, OSError, pickle.UnpicklingError) as err:
+        # a truncated file fails in the zip reader (OSError), random bytes in the unpickler
+        detail = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
+        if isinstance(err, pickle.UnpicklingError):  # torch's text is advice about weights_only
+            detail = "not a PyTorch file"
+        raise ValueError(
+            f"{path}: not a fingerspell checkpoint, or a damaged one ({type(err).__name__}: {detail}); "
+            "pass a .ckpt written by fingerspell-train (dvc repro train) or source=<MLflow URI>"
+        ) from err
 
 
 def _load_downloaded(local: Path, uri: str) -> nn.Module:

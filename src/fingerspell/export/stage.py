@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 from torch import nn
 
 from fingerspell.atomic import temp_beside
@@ -22,6 +23,7 @@ from fingerspell.export.wrapper import OnnxWrapper
 from fingerspell.inference.predictor import OnnxPredictor
 
 log = logging.getLogger(__name__)
+MIN_OPSET = 18  # torch.onnx's dynamo exporter writes 18 and up
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,15 @@ class QuantizeSettings:
     reduce_range: bool = True
     max_accuracy_drop: float = 0.1  # percentage points of test accuracy
     speed_runs: int = 20
+
+    def __post_init__(self) -> None:
+        """Refuse values that would fail only after the export and parity check (~30 s in)."""
+        if self.calibration_samples < 1:
+            raise ValueError(f"quantize.calibration_samples={self.calibration_samples} must be >= 1")
+        if self.speed_runs < 1:
+            raise ValueError(f"quantize.speed_runs={self.speed_runs} must be >= 1")
+        if self.max_accuracy_drop < 0:
+            raise ValueError(f"quantize.max_accuracy_drop={self.max_accuracy_drop:g} must be >= 0 (points)")
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,16 @@ class ExportSettings:
     registered_name: str | None = "fingerspell-onnx"
     calibration: CalibrationSettings = field(default_factory=lambda: CalibrationSettings(enabled=False))
     calibration_augment: nn.Module | None = None  # what held-out images go through before fitting T
+
+    def __post_init__(self) -> None:
+        """Refuse an opset the exporter cannot write (it would fall back and mislabel the model)."""
+        newest = onnx.defs.onnx_opset_version()
+        if not MIN_OPSET <= self.opset <= newest:
+            raise ValueError(
+                f"opset={self.opset} must be in {MIN_OPSET}-{newest} (the exporter writes opset 18+)"
+            )
+        if not self.parity_atol > 0:
+            raise ValueError(f"parity.atol={self.parity_atol:g} must be > 0 (max |p_onnx - p_torch|)")
 
 
 class ParityError(ValueError):
@@ -86,6 +107,13 @@ def _calibrate(
         result["unsure_threshold"],
         result["fitted_on"],
     )
+    before, after = 100 * result["test"]["accuracy_before"], 100 * result["test"]["accuracy"]
+    if before - after > settings.calibration.max_accuracy_drop:  # only the class bias moves answers
+        raise ValueError(
+            f"the class bias costs the test split {before - after:.2f} points ({before:.2f}% -> {after:.2f}%, "
+            f"limit calibration.max_accuracy_drop={settings.calibration.max_accuracy_drop:g}); it suits models "
+            "trained for photos (experiment=real_hands): set calibration.class_bias=false for this one"
+        )
     return result
 
 
