@@ -6,6 +6,7 @@ place from it would keep that mode, so the mode is reset to what the umask gives
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -26,3 +27,15 @@ def temp_beside(path: Path, suffix: str = ".tmp") -> Path:
     finally:
         os.close(fd)
     return Path(name)
+
+
+def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
+    """Call `write(tmp)` on a temp file beside `path`, then rename it into place."""
+    path = Path(path)
+    tmp = temp_beside(path, suffix=path.suffix)
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -17,7 +17,7 @@ from hydra.errors import HydraException
 from fingerspell.cli_errors import user_errors
 
 
-def one_line(err: BaseException, command: str = "fingerspell-train") -> str:
+def one_line(err: BaseException, command: str) -> str:
     """Hydra's multi-line errors as one line: indented option lists joined with commas.
 
     An override of a key that does not exist is most often a typo, so it says so, rather than

@@ -193,6 +193,35 @@ def test_outputs_are_replaced_by_rename_not_written_in_place(
     assert sorted(p.name for p in out.iterdir()) == names, "no temp files left behind"
 
 
+def test_a_write_that_fails_after_the_evaluation_leaves_no_partial_report(
+    trained_onnx: Path,
+    half_right: tuple[Path, Path, int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The disk fills while the last plot is written: the report and the first plot of this run
+    are removed again (no report beside missing or older plots), one line, exit 1."""
+    import errno
+
+    from fingerspell.photos import plots
+
+    def disk_full(*_args: object, **_kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(plots, "plot_coverage", disk_full)
+    root, _, _ = half_right
+    out = tmp_path / "report"
+    from fingerspell.photos import cli
+
+    assert cli.main([str(trained_onnx), str(root), "--out", str(out), "--bootstrap", "50"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        f"fingerspell-evaluate-images: error: cannot write to --out {out}: No space left on device; nothing written"
+    )
+    assert list(out.iterdir()) == []
+
+
 HINT = "SOURCE must be a folder with one subfolder per letter, or a UTF-8 CSV with path,letter columns"
 BOX_HEADER = b"path,letter,box_cx,box_cy,box_w,box_h\n"
 

@@ -46,6 +46,16 @@ COMMANDS: dict[str, Callable[[], None]] = {
             "quantize.calibration_samples=0",
             "quantize.calibration_samples=0 must be >= 1",
         ),
+        (
+            "fingerspell-export",
+            "quantize.max_accuracy_drop=nan",
+            "quantize.max_accuracy_drop=nan must be >= 0",
+        ),
+        (
+            "fingerspell-export",
+            "calibration.max_accuracy_drop=-1",
+            "calibration.max_accuracy_drop=-1 must be >= 0",
+        ),
         ("fingerspell-evaluate", "batch_size=-1", "batch_size=-1 must be a whole number >= 1"),
         ("fingerspell-evaluate", "speed.latency_runs=0", "speed.latency_runs=0 must be a whole number >= 1"),
     ],
@@ -70,7 +80,7 @@ def test_bad_override_is_one_line_exit_1_and_writes_nothing(
     }[command]
     argv = [command, override, *outputs, f"hydra.run.dir={tmp_path}/hydra"]
     monkeypatch.setattr(sys, "argv", argv)
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # run_hydra sets it; restored after the test
     with pytest.raises(SystemExit) as exit_:
         COMMANDS[command]()
     assert exit_.value.code == 1

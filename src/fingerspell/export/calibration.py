@@ -52,7 +52,7 @@ class CalibrationSettings:
             raise ValueError(f"calibration.batch_size={self.batch_size} must be >= 1")
         if not 0 < self.target_accuracy <= 1:
             raise ValueError(f"calibration.target_accuracy={self.target_accuracy:g} must be in (0, 1]")
-        if self.max_accuracy_drop < 0:
+        if not self.max_accuracy_drop >= 0:  # NaN too: it would switch the check off
             raise ValueError(
                 f"calibration.max_accuracy_drop={self.max_accuracy_drop:g} must be >= 0 (points)"
             )

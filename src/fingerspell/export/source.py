@@ -7,6 +7,7 @@ must carry (letters, normalisation, training run, data fingerprint).
 import json
 import logging
 import pickle
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,15 +100,32 @@ def load_checkpoint(path: Path) -> nn.Module:
         )
     try:
         return FingerspellModule.load_from_checkpoint(str(path), map_location="cpu").eval()
+    except PermissionError as err:
+        raise ValueError(
+            f"{path}: cannot read the checkpoint ({err.strerror}); check its permissions"
+        ) from err
     except (RuntimeError, KeyError, TypeError, EOFError, OSError, pickle.UnpicklingError) as err:
         # a truncated file fails in the zip reader (OSError), random bytes in the unpickler
-        detail = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
-        if isinstance(err, pickle.UnpicklingError):  # torch's text is advice about weights_only
-            detail = "not a PyTorch file"
-        raise ValueError(
-            f"{path}: not a fingerspell checkpoint, or a damaged one ({type(err).__name__}: {detail}); "
+        raise ValueError(_damaged(path, err)) from err
+
+
+def _damaged(path: Path, err: BaseException) -> str:
+    """Why a file is not a loadable checkpoint, in one line; torch's own text is a page of advice."""
+    text = str(err).strip()
+    detail = text.splitlines()[0][:160] if text else ""
+    unsupported = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if unsupported:  # a real PyTorch file holding objects we never save (torch's safe loading)
+        return (
+            f"{path}: a PyTorch file that holds objects fingerspell-train never saves "
+            f"({unsupported.group(1)}), so it is not loaded; "
             "pass a .ckpt written by fingerspell-train (dvc repro train) or source=<MLflow URI>"
-        ) from err
+        )
+    if isinstance(err, pickle.UnpicklingError):
+        detail = "not a PyTorch file"
+    return (
+        f"{path}: not a fingerspell checkpoint, or a damaged one ({type(err).__name__}: {detail}); "
+        "pass a .ckpt written by fingerspell-train (dvc repro train) or source=<MLflow URI>"
+    )
 
 
 def _load_downloaded(local: Path, uri: str) -> nn.Module:

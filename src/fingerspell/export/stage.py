@@ -45,7 +45,7 @@ class QuantizeSettings:
             raise ValueError(f"quantize.calibration_samples={self.calibration_samples} must be >= 1")
         if self.speed_runs < 1:
             raise ValueError(f"quantize.speed_runs={self.speed_runs} must be >= 1")
-        if self.max_accuracy_drop < 0:
+        if not self.max_accuracy_drop >= 0:  # NaN too: it would switch the check off
             raise ValueError(f"quantize.max_accuracy_drop={self.max_accuracy_drop:g} must be >= 0 (points)")
 
 

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             write_outputs(result, predictor.letters, args)
         except OSError as err:  # the disk filled or the folder went away during the evaluation
-            return fail(f"cannot write to --out {args.out}: {err.strerror or err}", 2)
+            return fail(f"cannot write to --out {args.out}: {err.strerror or err}; nothing written", 1)
     if args.json:
         import json
 
@@ -140,14 +140,33 @@ def fail(message: str, status: int) -> int:
 
 
 def write_outputs(result: dict, letters: tuple[str, ...], args: argparse.Namespace) -> None:
-    """report.json and the two plots under --out, each written to a temp file and renamed."""
+    """report.json and the two plots under --out, each written to a temp file and renamed.
+
+    If one fails, those already written in this run are removed: a report never sits beside
+    plots of another run, or without its own.
+    """
     from fingerspell.photos.plots import plot_confusion, plot_coverage
 
-    write_json_atomic(result, args.out / "report.json")
-    plot_confusion(
-        result["confusion"], letters, f"{args.source.name} ({args.reading})", args.out / "confusion.png"
-    )
-    plot_coverage({args.reading: result["coverage_curve"]}, "accuracy vs coverage", args.out / "coverage.png")
+    title = f"{args.source.name} ({args.reading})"
+    steps = [
+        (args.out / "report.json", lambda path: write_json_atomic(result, path)),
+        (args.out / "confusion.png", lambda path: plot_confusion(result["confusion"], letters, title, path)),
+        (
+            args.out / "coverage.png",
+            lambda path: plot_coverage(
+                {args.reading: result["coverage_curve"]}, "accuracy vs coverage", path
+            ),
+        ),
+    ]
+    written: list[Path] = []
+    try:
+        for path, write in steps:
+            write(path)
+            written.append(path)
+    except OSError:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
 
 
 def format_table(result: dict) -> str:

@@ -103,7 +103,7 @@ def _from_csv(path: Path, letters: tuple[str, ...], group_column: str | None) ->
         has_box = set(BOX_COLUMNS) <= columns
         photos = []
         for row in reader:
-            line = reader.line_num  # the physical line, right even after blank or multi-line rows
+            line = reader.line_num  # the physical line (the last one of a quoted multi-line row)
             letter = (row["letter"] or "").strip().upper()
             if letter not in letters:
                 raise PhotoSetError(

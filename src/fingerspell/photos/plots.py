@@ -10,18 +10,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from fingerspell.atomic import temp_beside
+from fingerspell.atomic import atomic_write
 
 
 def save_atomic(fig: Figure, path: Path) -> None:
-    """Save to a temp PNG beside `path`, then rename: never a half-written plot; closes `fig`."""
-    tmp = temp_beside(path, suffix=".png")
+    """Save as PNG to a temp file beside `path`, then rename: never a half-written plot; closes `fig`."""
     try:
-        fig.savefig(tmp, dpi=110, format="png")
-        tmp.replace(path)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
 
 
 def plot_confusion(confusion: list[list[int]], letters: tuple[str, ...], title: str, path: Path) -> None:

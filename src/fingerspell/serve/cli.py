@@ -74,21 +74,32 @@ def port_number(text: str) -> int:
     return port
 
 
-def check_can_bind(host: str, port: int) -> None:
+def check_can_bind(host: str, port: int, workers: int = 1) -> None:
     """Bind host:port once and let go, so a busy port or bad host is one line, not uvicorn's log block.
 
-    Binds as uvicorn does (asyncio's options: SO_REUSEADDR, IPv6-only IPv6 sockets), so a port a
-    stopped server left in TIME_WAIT counts as free here too. A server that takes the port in
-    the moment between this check and uvicorn's bind still gets uvicorn's own error.
+    Binds as uvicorn will: with one worker through asyncio (every address the host resolves to,
+    IPv6 sockets IPv6-only); with several, one socket it opens itself before forking (IPv6 when
+    the host has a ':', else IPv4, dual-stack). SO_REUSEADDR in both, so a port a stopped server
+    left in TIME_WAIT counts as free. A server that takes the port in the moment between this
+    check and uvicorn's bind still gets uvicorn's own error.
 
     Raises:
         ValueError: the one line saying what is wrong and what to do.
     """
     try:
-        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as err:
+        if workers > 1:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            addresses = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[
+                :1
+            ]
+        else:  # asyncio reads "" as every interface, like None
+            addresses = socket.getaddrinfo(
+                host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
+    except (socket.gaierror, UnicodeError) as err:  # UnicodeError: a label too long for IDNA
+        reason = err.strerror if isinstance(err, socket.gaierror) else "not a valid host name"
         raise ValueError(
-            f"--host {host}: not an address this machine can listen on ({err.strerror}); "
+            f"--host {host}: not an address this machine can listen on ({reason}); "
             "use 127.0.0.1, 0.0.0.0 or one of its own addresses"
         ) from err
     for family, kind, proto, _, address in addresses:
@@ -98,7 +109,7 @@ def check_can_bind(host: str, port: int) -> None:
             continue  # e.g. no IPv6 here: asyncio skips such an address as well
         with sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
+            if family == socket.AF_INET6 and workers == 1:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             try:
                 sock.bind(address)
@@ -108,6 +119,7 @@ def check_can_bind(host: str, port: int) -> None:
 
 def _bind_fault(host: str, port: int, err: OSError) -> str:
     """The bind error as what to do about it; the errno text alone ("Address already in use") says less."""
+    host = host or "every interface"
     if err.errno == errno.EADDRINUSE:
         return f"port {port} is in use on {host}; pick another with --port"
     if err.errno == errno.EACCES:
@@ -198,7 +210,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         config = _config(args)
         app: Any = build_app(config)  # fails here, with one line, before any port is bound
-        check_can_bind(args.host, args.port)  # after the model load: the least time for another to take it
+        check_can_bind(
+            args.host, args.port, args.workers
+        )  # after the model load: the least time for another to take it
     except (ModelError, ImageError, ValidationError, ValueError, OSError) as err:
         print(f"{COMMAND}: error: {_one_line(err)}", file=sys.stderr)  # noqa: T201 - CLI output
         sys.exit(1)

@@ -7,7 +7,7 @@ half a report for DVC or MLflow to pick up.
 import csv
 import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fingerspell.atomic import temp_beside
-
-
-def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
-    """Call `write(tmp)` on a temp file beside `path`, then rename it into place."""
-    tmp = temp_beside(path, suffix=path.suffix)
-    try:
-        write(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+from fingerspell.atomic import atomic_write
 
 
 def write_text(path: Path, text: str) -> Path:

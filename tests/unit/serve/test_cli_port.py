@@ -60,6 +60,24 @@ def test_a_free_port_passes_the_check() -> None:
     cli.check_can_bind("127.0.0.1", port)  # raises on a port it cannot bind
 
 
+@pytest.mark.parametrize(("host", "workers"), [("", 1), ("::", 2), ("127.0.0.1", 2)])
+def test_the_check_binds_as_uvicorn_will(host: str, workers: int) -> None:
+    """ "" means every interface to asyncio (one worker), and with several workers uvicorn binds
+    one dual-stack socket for "::": a port held on IPv4 0.0.0.0 is busy for both."""
+    with socket.socket() as held:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        held.bind(("0.0.0.0", 0))  # noqa: S104 - the point: a port held on every IPv4 address
+        held.listen()
+        port = int(held.getsockname()[1])
+        with pytest.raises(ValueError, match=f"^port {port} is in use on "):
+            cli.check_can_bind(host, port, workers)
+
+
+def test_a_host_name_too_long_to_encode_is_one_line() -> None:
+    with pytest.raises(ValueError, match=r"^--host a+\.com: not an address this machine can listen on"):
+        cli.check_can_bind("a" * 70 + ".com", 8000)
+
+
 def test_help_names_the_model_the_export_registers() -> None:
     from fingerspell.export.stage import ExportSettings
 
