@@ -7,7 +7,7 @@ import hydra
 from omegaconf import DictConfig
 
 from fingerspell.cli_errors import user_errors
-from fingerspell.configs import CONFIG_DIR
+from fingerspell.configs import CONFIG_DIR, setting
 from fingerspell.evaluation.stage import EvaluateSettings, run_evaluate
 from fingerspell.hydra_cli import run_hydra
 
@@ -27,12 +27,12 @@ def _hydra_main(cfg: DictConfig) -> float:
                 predictions=Path(cfg.outputs.predictions),
                 robustness_report=Path(cfg.outputs.robustness),
                 robustness_plot=Path(cfg.outputs.robustness_plot),
-                threads=int(cfg.threads) if cfg.threads else None,
-                batch_size=int(cfg.batch_size),
-                latency_runs=int(cfg.speed.latency_runs),
-                throughput_batch=int(cfg.speed.throughput_batch),
-                throughput_runs=int(cfg.speed.throughput_runs),
-                robustness_seed=int(cfg.robustness.seed),
+                threads=setting(cfg, "threads", int, None) or None,
+                batch_size=setting(cfg, "batch_size", int),
+                latency_runs=setting(cfg, "speed.latency_runs", int),
+                throughput_batch=setting(cfg, "speed.throughput_batch", int),
+                throughput_runs=setting(cfg, "speed.throughput_runs", int),
+                robustness_seed=setting(cfg, "robustness.seed", int),
                 corruptions=tuple(cfg.robustness.corruptions),
             )
         )

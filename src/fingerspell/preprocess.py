@@ -7,7 +7,7 @@ import hydra
 from omegaconf import DictConfig
 
 from fingerspell.cli_errors import user_errors
-from fingerspell.configs import CONFIG_DIR
+from fingerspell.configs import CONFIG_DIR, setting
 from fingerspell.data.preprocess import preprocess
 from fingerspell.hydra_cli import run_hydra
 
@@ -22,9 +22,9 @@ def _hydra_main(cfg: DictConfig) -> None:
         meta = preprocess(
             source=Path(cfg.paths.raw_archive),
             out_dir=Path(cfg.paths.processed_dir),
-            val_fraction=float(cfg.data.val_fraction),
-            split_seed=int(cfg.data.split_seed),
-            custom=bool(cfg.data.custom),
+            val_fraction=setting(cfg, "data.val_fraction", float),
+            split_seed=setting(cfg, "data.split_seed", int),
+            custom=setting(cfg, "data.custom", bool, False),
             expected_fingerprint=cfg.data.fingerprint,
         )
         log.info(

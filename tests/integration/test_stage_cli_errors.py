@@ -1,7 +1,9 @@
 """The Hydra commands besides `fingerspell-train` end a bad override in one line, before any work.
 
-A typo'd key used to print Hydra's 7-line report; a negative opset, repeat count or tolerance was
-accepted (a mislabelled model, a shifted threshold) or refused only after half a minute of export.
+A typo'd key used to print Hydra's 7-line report, a word where a number belongs gave Python's
+"invalid literal for int()" without the key (and `quantize.enabled=maybe` was silently true), and
+a negative opset, repeat count or tolerance was accepted (a mislabelled model, a shifted
+threshold) or refused only after half a minute of export.
 Each case runs the console script's `main()` in-process and checks that nothing was written.
 """
 
@@ -56,6 +58,12 @@ COMMANDS: dict[str, Callable[[], None]] = {
             "calibration.max_accuracy_drop=-1",
             "calibration.max_accuracy_drop=-1 must be >= 0",
         ),
+        ("fingerspell-export", "opset=abc", "opset='abc' must be a whole number"),
+        ("fingerspell-export", "quantize.enabled=maybe", "quantize.enabled='maybe' must be true or false"),
+        ("fingerspell-export", "calibration.repeats=2.5", "calibration.repeats=2.5 must be a whole number"),
+        ("fingerspell-evaluate", "batch_size=abc", "batch_size='abc' must be a whole number"),
+        ("fingerspell-preprocess", "data.val_fraction=abc", "data.val_fraction='abc' must be a number"),
+        ("fingerspell-preprocess", "data.custom=yes", "data.custom='yes' must be true or false"),
         ("fingerspell-evaluate", "batch_size=-1", "batch_size=-1 must be a whole number >= 1"),
         ("fingerspell-evaluate", "speed.latency_runs=0", "speed.latency_runs=0 must be a whole number >= 1"),
     ],

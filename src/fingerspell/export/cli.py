@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from fingerspell.cli_errors import user_errors
-from fingerspell.configs import CONFIG_DIR
+from fingerspell.configs import CONFIG_DIR, setting
 from fingerspell.export.calibration import CalibrationSettings
 from fingerspell.export.stage import ExportSettings, QuantizeSettings, run_export
 from fingerspell.hydra_cli import run_hydra
@@ -23,20 +23,18 @@ COMMAND = "fingerspell-export"
 
 
 def settings_from_config(cfg: DictConfig) -> ExportSettings:
-    """`conf/export.yaml` -> typed settings."""
-    q = cfg.quantize
+    """`conf/export.yaml` -> typed settings; a value of the wrong type is one line naming its key."""
     c = cfg.get("calibration") or {}
-    threshold = c.get("threshold")
     calibration = CalibrationSettings(
-        enabled=bool(c.get("enabled", False)),
-        temperature=bool(c.get("temperature", False)),
-        class_bias=bool(c.get("class_bias", False)),
-        repeats=int(c.get("repeats", 2)),
-        seed=int(c.get("seed", 0)),
-        target_accuracy=float(c.get("target_accuracy", 0.9)),
-        threshold=None if threshold is None else float(threshold),
-        batch_size=int(c.get("batch_size", 512)),
-        max_accuracy_drop=float(c.get("max_accuracy_drop", 1.0)),
+        enabled=setting(cfg, "calibration.enabled", bool, False),
+        temperature=setting(cfg, "calibration.temperature", bool, False),
+        class_bias=setting(cfg, "calibration.class_bias", bool, False),
+        repeats=setting(cfg, "calibration.repeats", int, 2),
+        seed=setting(cfg, "calibration.seed", int, 0),
+        target_accuracy=setting(cfg, "calibration.target_accuracy", float, 0.9),
+        threshold=setting(cfg, "calibration.threshold", float, None),
+        batch_size=setting(cfg, "calibration.batch_size", int, 512),
+        max_accuracy_drop=setting(cfg, "calibration.max_accuracy_drop", float, 1.0),
     )
     augment = c.get("augment")
     return ExportSettings(
@@ -46,19 +44,19 @@ def settings_from_config(cfg: DictConfig) -> ExportSettings:
         int8_output=Path(cfg.int8_output),
         report=Path(cfg.report),
         train_run=Path(cfg.train_run) if cfg.train_run else None,
-        opset=int(cfg.opset),
-        parity_atol=float(cfg.parity.atol),
+        opset=setting(cfg, "opset", int, 18),
+        parity_atol=setting(cfg, "parity.atol", float, 1e-4),
         quantize=QuantizeSettings(
-            enabled=bool(q.enabled),
-            calibration_samples=int(q.calibration_samples),
-            seed=int(q.seed),
-            per_channel=bool(q.per_channel),
-            reduce_range=bool(q.reduce_range),
-            op_types=tuple(q.op_types),
-            max_accuracy_drop=float(q.max_accuracy_drop),
-            speed_runs=int(q.speed_runs),
+            enabled=setting(cfg, "quantize.enabled", bool, True),
+            calibration_samples=setting(cfg, "quantize.calibration_samples", int, 1024),
+            seed=setting(cfg, "quantize.seed", int, 0),
+            per_channel=setting(cfg, "quantize.per_channel", bool, True),
+            reduce_range=setting(cfg, "quantize.reduce_range", bool, True),
+            op_types=tuple(cfg.quantize.op_types),
+            max_accuracy_drop=setting(cfg, "quantize.max_accuracy_drop", float, 0.1),
+            speed_runs=setting(cfg, "quantize.speed_runs", int, 20),
         ),
-        log_mlflow=bool(cfg.mlflow.log),
+        log_mlflow=setting(cfg, "mlflow.log", bool, True),
         registered_name=cfg.mlflow.registered_name or None,
         calibration=calibration,
         calibration_augment=instantiate(augment) if calibration.enabled and augment else None,
