@@ -147,6 +147,26 @@ def test_any_number_beyond_0_255_gets_the_same_422(live_server: LiveServer, numb
 
 
 @pytest.mark.parametrize(
+    ("number", "found"),
+    [('"12"', "str '12'"), ("true", "true/false True"), ("null", "null None"), ('{"v": 1}', "dict {'v': 1}")],
+    ids=["string", "bool", "null", "object"],
+)
+def test_a_pixel_that_is_not_a_json_number_gets_a_422_naming_it(
+    live_server: LiveServer, number: str, found: str
+) -> None:
+    """numpy would read "12" as 12 and true as 1: the service refuses them instead of guessing."""
+    response = httpx.post(
+        f"{live_server.url}/predict",
+        content=json_image_with(number),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert (
+        response.json()["message"] == f"images[0]: values must be numbers (grey levels 0-255), found {found}"
+    )
+
+
+@pytest.mark.parametrize(
     ("method", "path", "status"),
     [("GET", "/nope", 404), ("GET", "/predict", 405), ("POST", "/predict?top_k=0", 422)],
 )

@@ -100,6 +100,19 @@ async def _from_multipart(request: Request, settings: ServeSettings, crop: Crop,
         await form.close()
 
 
+def _only_numbers(values: object, name: str) -> object:
+    """JSON pixels must be JSON numbers: numpy would read "12" as 12 and true as 1 without a word."""
+    stack = [values]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, bool) or not isinstance(node, int | float):
+            kind = "true/false" if isinstance(node, bool) else type(node).__name__.replace("NoneType", "null")
+            raise ImageError(f"{name}: values must be numbers (grey levels 0-255), found {kind} {node!r}")
+    return values
+
+
 async def _from_json(request: Request, settings: ServeSettings) -> list[Item]:
     body = await request.body()
     try:
@@ -112,7 +125,8 @@ async def _from_json(request: Request, settings: ServeSettings) -> list[Item]:
     _check_count(len(parsed.images), settings)
     try:
         return [
-            (f"images[{i}]", array_to_input(values, f"images[{i}]")) for i, values in enumerate(parsed.images)
+            (f"images[{i}]", array_to_input(_only_numbers(values, f"images[{i}]"), f"images[{i}]"))
+            for i, values in enumerate(parsed.images)
         ]
     except ImageError as err:
         raise ApiError(422, str(err)) from err
