@@ -162,7 +162,7 @@ def test_a_pixel_that_is_not_a_json_number_gets_a_422_naming_it(
     )
     assert response.status_code == 422, response.text
     assert (
-        response.json()["message"] == f"images[0]: values must be numbers (grey levels 0-255), found {found}"
+        response.json()["message"] == f"images[0]: values must be numeric (grey levels 0-255), found {found}"
     )
 
 

@@ -109,7 +109,7 @@ def _only_numbers(values: object, name: str) -> object:
             stack.extend(node)
         elif isinstance(node, bool) or not isinstance(node, int | float):
             kind = "true/false" if isinstance(node, bool) else type(node).__name__.replace("NoneType", "null")
-            raise ImageError(f"{name}: values must be numbers (grey levels 0-255), found {kind} {node!r}")
+            raise ImageError(f"{name}: values must be numeric (grey levels 0-255), found {kind} {node!r}")
     return values
 
 
