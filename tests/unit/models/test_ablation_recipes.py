@@ -8,6 +8,7 @@ views, Jensen-Shannon loss) and for CutMix/MixUp is checked on a real one-step f
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -53,23 +54,41 @@ def test_jensen_shannon_is_zero_on_agreement_symmetric_and_bounded() -> None:
     assert float(ABLATION.jensen_shannon(one_hot[:1], one_hot[1:])) == pytest.approx(math.log(2), rel=1e-3)
 
 
-def test_two_view_training_trains_on_two_views_with_the_consistency_loss(tiny_processed: Path) -> None:
-    """The swapped datamodule hands the module two independently augmented copies of each batch,
-    and the loss is cross-entropy on the first view plus weight x JSD between the views."""
-    import lightning as L
-
+def _build(processed: Path, recipe: str) -> tuple[Any, Any]:
+    """The recipe's datamodule and module on the tiny processed set, 16 images a batch."""
     from fingerspell.training.build import build_datamodule, build_module
 
     cfg = compose_train(
         [
-            *ABLATION.RECIPES["half-prorandconv-jsd"],
+            *ABLATION.RECIPES[recipe],
             "logger=none",
-            f"paths.processed_dir={tiny_processed}",
+            f"paths.processed_dir={processed}",
             "data.datamodule.batch_size=16",
         ]
     )
     datamodule = build_datamodule(cfg)
-    module = build_module(cfg, datamodule)
+    return datamodule, build_module(cfg, datamodule)
+
+
+def _fit_one_step(module: Any, datamodule: Any) -> None:
+    """One real optimiser step through Lightning (the trial code runs inside `fit`)."""
+    import lightning as L
+
+    L.Trainer(
+        max_steps=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    ).fit(module, datamodule=datamodule)
+
+
+def test_two_view_training_trains_on_two_views_with_the_consistency_loss(tiny_processed: Path) -> None:
+    """The swapped datamodule hands the module two independently augmented copies of each batch,
+    and the loss is cross-entropy on the first view plus weight x JSD between the views."""
+    datamodule, module = _build(tiny_processed, "half-prorandconv-jsd")
     ABLATION.two_view_training(datamodule, module, 10.0)
     seen: dict[str, object] = {}
     step = type(module).training_step
@@ -91,16 +110,7 @@ def test_two_view_training_trains_on_two_views_with_the_consistency_loss(tiny_pr
         return loss
 
     type(module).training_step = spy  # the class is local to this run's swap
-    trainer = L.Trainer(
-        max_steps=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-    )
-    trainer.fit(module, datamodule=datamodule)
+    _fit_one_step(module, datamodule)
     x, y = seen["x"], seen["y"]
     assert x.shape == (32, 1, 28, 28)
     assert y.shape == (16,)
@@ -114,20 +124,7 @@ def test_mixed_training_trains_on_mixed_images_and_their_soft_labels(
 ) -> None:
     """The swapped module mixes each training batch (torchvision's CutMix or MixUp) and takes
     cross-entropy against the mixed labels: two letters per image, weights summing to one."""
-    import lightning as L
-
-    from fingerspell.training.build import build_datamodule, build_module
-
-    cfg = compose_train(
-        [
-            *ABLATION.RECIPES[recipe],
-            "logger=none",
-            f"paths.processed_dir={tiny_processed}",
-            "data.datamodule.batch_size=16",
-        ]
-    )
-    datamodule = build_datamodule(cfg)
-    module = build_module(cfg, datamodule)
+    datamodule, module = _build(tiny_processed, recipe)
     ABLATION.mixed_training(module, *ABLATION.MIXING[recipe])
     seen: dict[str, torch.Tensor] = {}
     real_forward = type(module).forward
@@ -148,17 +145,8 @@ def test_mixed_training_trains_on_mixed_images_and_their_soft_labels(
         return loss
 
     type(module).forward, type(module).training_step = spy_forward, spy_step  # local class
-    trainer = L.Trainer(
-        max_steps=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-    )
     torch.manual_seed(1)  # a draw whose mixing weight is not ~0 or ~1
-    trainer.fit(module, datamodule=datamodule)
+    _fit_one_step(module, datamodule)
     x, y, mixed = seen["x"], seen["y"], seen["mixed"]
     assert mixed.shape == x.shape == (16, 1, 28, 28)
     assert not torch.equal(mixed, x), "the batch was mixed"
