@@ -70,6 +70,7 @@ RECIPES: dict[str, list[str]] = {
     "half-prorandconv-jsd1": PROGRESSIVE,
     "half-prorandconv-cutmix": PROGRESSIVE,  # + MIXING below
     "half-prorandconv-mixup": PROGRESSIVE,
+    "half-prorandconv-sam": PROGRESSIVE,  # + SHARPNESS below
     "real-no_background": ["augment=real", "augment.background=0", "augment.background_blend=0"],
     "real-no_photometric": ["augment=real", "augment.gamma=0", "augment.brightness=0", "augment.contrast=0"],
     "real-no_degradation": ["augment=real", "augment.blur=0", "augment.noise=0", "augment.compress=0"],
@@ -84,6 +85,10 @@ CONSISTENCY = {"half-prorandconv-jsd": 10.0, "half-prorandconv-jsd1": 1.0}
 # recipes whose augmented batches are then mixed by torchvision's batch transform (kind, alpha),
 # trained on the mixed soft labels: CutMix pastes a box of another image, MixUp blends two images
 MIXING = {"half-prorandconv-cutmix": ("CutMix", 1.0), "half-prorandconv-mixup": ("MixUp", 0.2)}
+# recipes trained with sharpness-aware minimisation (Foret et al. 2021) at this radius rho: each
+# step takes the gradient at the worst nearby weights, which seeks flat minima (a strong
+# domain-generalisation baseline in DomainBed-style studies)
+SHARPNESS = {"half-prorandconv-sam": 0.05}
 # the same ingredient switches on the p=0.5 recipe (`experiment=real_hands`)
 RECIPES |= {
     name.replace("real-", "half-"): [*overrides, "augment.p=0.5"]
@@ -162,6 +167,42 @@ def mixed_training(module: "FingerspellModule", kind: str, alpha: float) -> None
     module.__class__ = Mixed
 
 
+def sharpness_aware_training(module: "FingerspellModule", rho: float) -> None:
+    """Turn a run into SAM training: each optimizer step first computes the gradient at the
+    weights, moves them `rho` along it (normalised over all parameters), takes the gradient
+    there, moves back and lets the recipe's optimizer (AdamW) step with that second gradient.
+    Batch norm's running statistics are updated by the first pass only. Trial code for the
+    ablation only, hence the class swap."""
+    import torch
+    from torch import nn
+
+    from fingerspell.models.module import FingerspellModule
+
+    class SharpnessAware(FingerspellModule):
+        def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None):  # type: ignore[no-untyped-def]
+            assert optimizer_closure is not None
+            optimizer_closure()  # loss and gradient at w (Lightning's closure zeroes grads first)
+            params = [p for p in self.parameters() if p.grad is not None]
+            norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+            steps = [p.grad * (rho / (norm + 1e-12)) for p in params]
+            norms = [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+            momenta = [m.momentum for m in norms]
+            with torch.no_grad():
+                for p, e in zip(params, steps, strict=True):
+                    p.add_(e)
+            for m in norms:
+                m.momentum = 0.0  # the second pass must not count twice in the running statistics
+            optimizer_closure()  # gradient at w + e
+            for m, momentum in zip(norms, momenta, strict=True):
+                m.momentum = momentum
+            with torch.no_grad():
+                for p, e in zip(params, steps, strict=True):
+                    p.sub_(e)
+            optimizer.step()
+
+    module.__class__ = SharpnessAware
+
+
 def run_one(recipe: str, seed: int, epochs: int, dev: Path, out: Path, save: Path | None) -> None:
     """Train one recipe/seed and write its scores as JSON to `out`."""
     import lightning as L
@@ -194,6 +235,8 @@ def run_one(recipe: str, seed: int, epochs: int, dev: Path, out: Path, save: Pat
         two_view_training(datamodule, module, CONSISTENCY[recipe])
     if recipe in MIXING:
         mixed_training(module, *MIXING[recipe])
+    if recipe in SHARPNESS:
+        sharpness_aware_training(module, SHARPNESS[recipe])
     ckpt_dir = Path(out).with_suffix("")
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/loss", mode="min")
     # weight averaging from the recipe's `callbacks` (checkpoints then hold the averaged weights)
@@ -287,6 +330,7 @@ NAMES = {
     "half-prorandconv-jsd1": "p=0.5 + progressive random convolutions, two views + consistency loss (JSD, weight 1)",
     "half-prorandconv-cutmix": "p=0.5 + progressive random convolutions + CutMix (alpha 1)",
     "half-prorandconv-mixup": "p=0.5 + progressive random convolutions + MixUp (alpha 0.2)",
+    "half-prorandconv-sam": "p=0.5 + progressive random convolutions, sharpness-aware minimisation (rho 0.05)",
     "real-no_background": "real, p=1, no backgrounds",
     "real-no_zoom_out": "real, p=1, classic geometry (no zoom-out)",
     "real-no_photometric": "real, p=1, no gamma/contrast/brightness",

@@ -3,7 +3,8 @@
 The ablation takes hours, so a recipe that a config change broke would otherwise surface only
 mid-sweep. Each recipe must compose, build its augmentation, net and any weight averaging, and
 have a row name for the README table. The trial code for consistency training (two augmented
-views, Jensen-Shannon loss) and for CutMix/MixUp is checked on a real one-step fit.
+views, Jensen-Shannon loss), for CutMix/MixUp and for sharpness-aware minimisation is checked
+on a real one-step fit.
 """
 
 import math
@@ -41,6 +42,7 @@ def test_recipe_overrides_reach_the_config() -> None:
     assert isinstance(callback, EMAWeightAveraging)
     assert set(ABLATION.CONSISTENCY) <= set(ABLATION.RECIPES)
     assert set(ABLATION.MIXING) <= set(ABLATION.RECIPES)
+    assert set(ABLATION.SHARPNESS) <= set(ABLATION.RECIPES)
 
 
 def test_jensen_shannon_is_zero_on_agreement_symmetric_and_bounded() -> None:
@@ -195,3 +197,56 @@ def test_table_orders_schedules_and_puts_a_labelled_rerun_after_its_schedule() -
     assert names[1:5] == [ABLATION.NAMES[recipe]] * 3 + [f"{ABLATION.NAMES[recipe]}, mean of 3 seeds"]
     assert names[5:9] == ["rerun"] * 3 + ["rerun, mean of 3 seeds"]
     assert lines[8].endswith("| **20.0%** |")  # the mean of 10 / 20 / 30% on boxes
+
+
+def test_sharpness_aware_step_takes_the_gradient_at_the_perturbed_weights(tiny_processed: Path) -> None:
+    """SAM: the second forward pass runs at w + rho * g / |g| (g the gradient at w), the optimizer
+    then steps from w (moved back) with the gradient taken there, and batch norm's running
+    statistics count the first pass only."""
+    rho = ABLATION.SHARPNESS["half-prorandconv-sam"]
+    datamodule, module = _build(tiny_processed, "half-prorandconv-sam")
+    ABLATION.sharpness_aware_training(module, rho)
+    norm = next(m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
+    calls: list[dict[str, Any]] = []
+    step = type(module).training_step
+
+    def spy_step(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+        calls.append(
+            {
+                "batch": batch[0].detach().clone(),
+                "params": [p.detach().clone() for p in self.parameters()],
+                # the closure zeroes the gradients after the step function: these are the last pass's
+                "grads": [None if p.grad is None else p.grad.clone() for p in self.parameters()],
+                "running_mean": norm.running_mean.clone(),
+            }
+        )
+        return step(self, batch, batch_idx)
+
+    def spy_before_step(self, optimizer):  # type: ignore[no-untyped-def]
+        calls.append(
+            {
+                "params": [p.detach().clone() for p in self.parameters()],
+                "grads": [p.grad.clone() for p in self.parameters()],
+                "running_mean": norm.running_mean.clone(),
+            }
+        )
+
+    type(module).training_step, type(module).on_before_optimizer_step = spy_step, spy_before_step
+    _fit_one_step(module, datamodule)
+    first, second, at_step = calls
+    assert torch.equal(first["batch"], second["batch"]), "both passes see the same batch"
+    g = second["grads"]  # the gradient at w, left by the first pass
+    g_norm = torch.linalg.vector_norm(torch.stack([t.norm() for t in g]))
+    moved = [b - a for a, b in zip(first["params"], second["params"], strict=True)]
+    for delta, grad in zip(moved, g, strict=True):
+        torch.testing.assert_close(delta, rho * grad / g_norm, atol=1e-6, rtol=1e-4)
+    assert float(torch.linalg.vector_norm(torch.stack([d.norm() for d in moved]))) == pytest.approx(
+        rho, rel=1e-4
+    )
+    for back, start in zip(at_step["params"], first["params"], strict=True):
+        torch.testing.assert_close(back, start, atol=1e-6, rtol=0)
+    assert any(not torch.allclose(a, b) for a, b in zip(at_step["grads"], g, strict=True)), (
+        "the optimizer steps with the gradient at the perturbed weights, not at w"
+    )
+    assert not torch.equal(second["running_mean"], first["running_mean"]), "the first pass updates batch norm"
+    torch.testing.assert_close(at_step["running_mean"], second["running_mean"], atol=0, rtol=0)
