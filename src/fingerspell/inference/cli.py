@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from fingerspell.cli_parser import OneLineParser
 from fingerspell.inference.images import CROPS, DEFAULT_CROP, DEFAULT_MAX_PIXELS, Crop
 from fingerspell.inference.predictor import ModelError, OnnxPredictor, Prediction
 from fingerspell.inference.sources import Item, expand
@@ -40,7 +41,7 @@ class PredictSettings(BaseModel):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog=COMMAND,
         description="Read ASL fingerspelling letters with an exported fingerspell ONNX model.",
         epilog="Exit status: 0 all inputs predicted, 1 some inputs failed, 2 usage error.",

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from fingerspell.atomic import temp_beside
+from fingerspell.cli_parser import OneLineParser
 from fingerspell.inference.images import ImageError
 from fingerspell.inference.model_source import resolve_model_path
 from fingerspell.inference.predictor import ModelError, OnnxPredictor
@@ -60,7 +61,7 @@ def remove_empty(folders: list[Path]) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line: model, source and reading options."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=PROG,
         description="Measure a fingerspell ONNX model on a labelled photo set: an ImageFolder tree "
         "(<letter>/<image>) or a CSV with path,letter and optional box_cx,box_cy,box_w,box_h.",

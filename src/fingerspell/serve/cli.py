@@ -11,12 +11,13 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from fingerspell.cli_parser import OneLineParser
 from fingerspell.inference.images import CROPS, ImageError
 from fingerspell.inference.model_source import resolve_model_path
 from fingerspell.inference.predictor import ModelError, OnnxPredictor
@@ -54,13 +55,6 @@ def build_app(config: WorkerConfig) -> FastAPI:
 def app_from_env() -> FastAPI:
     """Uvicorn factory for `--workers > 1`: each worker reads the config the parent checked."""
     return build_app(WorkerConfig.model_validate_json(os.environ[ENV_CONFIG]))
-
-
-class _Parser(argparse.ArgumentParser):
-    """Usage faults as one line (not argparse's usage block), still exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def port_number(text: str) -> int:
@@ -131,7 +125,7 @@ def _bind_fault(host: str, port: int, err: OSError) -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line options; limits left unset keep `ServeSettings` defaults (one place for them)."""
-    parser = _Parser(prog=COMMAND, description="HTTP API and web page over a fingerspell ONNX model.")
+    parser = OneLineParser(prog=COMMAND, description="HTTP API and web page over a fingerspell ONNX model.")
     parser.add_argument(
         "model",
         nargs="?",

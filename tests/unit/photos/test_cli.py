@@ -13,9 +13,9 @@ def test_threshold_outside_zero_one_is_a_usage_error(value: str, capsys: pytest.
     with pytest.raises(SystemExit) as caught:
         main(["model.onnx", "photos", "--threshold", value])
     assert caught.value.code == 2
-    errors = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
-    assert len(errors) == 1
-    assert errors[0].startswith("fingerspell-evaluate-images: error: argument --threshold:")
+    (line,) = capsys.readouterr().err.splitlines()  # one line, not argparse's usage block above it
+    assert line.startswith("fingerspell-evaluate-images: error: argument --threshold:")
+    assert line.endswith("(see fingerspell-evaluate-images --help)")
 
 
 def test_out_that_is_a_file_is_refused_before_the_model_is_read(
