@@ -1,6 +1,7 @@
 """`fingerspell-train`: the DVC train stage and every sweep (`-m`) over the Hydra config tree."""
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,13 +90,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return result.metrics
 
 
-def run_name(settings: DictConfig) -> str | None:
-    """The configured name, else a sweep job's overrides (`model=cnn_small,optimizer.lr=0.003`)."""
+def run_name(settings: DictConfig) -> str:
+    """The configured name, else a sweep job's overrides, else the start time (`train-20261127-091530`).
+
+    Not MLflow's random name: `seed_everything` has seeded Python's `random` by then, so every
+    run with one seed got the same name.
+    """
     if settings.get("run_name"):
         return str(settings.run_name)
     if in_multirun():
         return job_run_name(int(HydraConfig.get().job.num), list(HydraConfig.get().overrides.task))
-    return None
+    return f"train-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def write_run_record(

@@ -38,6 +38,8 @@ def test_a_run_records_everything_in_mlflow(train_cfg: DictConfig, tmp_path: Pat
     (run,) = runs()
     assert record["run_id"] == run.info.run_id
     assert run.info.status == "FINISHED"
+    # named by its start time: MLflow's random names repeat once the seed has seeded `random`
+    assert re.fullmatch(r"train-\d{8}-\d{6}", run.info.run_name), run.info.run_name
     assert run.data.params["optimizer.lr"] == str(train_cfg.optimizer.lr)
     assert {"train/loss", "val/loss", "val/acc", "test/acc", "test/f1", "test/nll"} <= set(run.data.metrics)
     assert run.data.tags["fingerspell.data_fingerprint"] == train_cfg.data.fingerprint
@@ -101,7 +103,8 @@ def test_a_crash_marks_the_run_failed(train_cfg: DictConfig, monkeypatch: pytest
     [
         ("optimizer.lr", 0.0, "optimizer.lr=0 must be > 0"),
         ("optimizer.lr", -1e-3, "optimizer.lr=-0.001 must be > 0"),
-        ("trainer.max_epochs", 0, "trainer.max_epochs=0 must be >= 1"),
+        ("trainer.max_epochs", 0, "trainer.max_epochs=0 must be a whole number >= 1"),
+        ("trainer.max_epochs", 1.5, "trainer.max_epochs=1.5 must be a whole number >= 1"),
         ("data.val_fraction", 1.5, "data.val_fraction=1.5 must be between 0 and 1"),
         ("module.label_smoothing", 1.0, "module.label_smoothing=1 must be in [0, 1)"),
         ("module.outlier_exposure", -1.0, "module.outlier_exposure=-1 must be >= 0"),

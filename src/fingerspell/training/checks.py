@@ -39,8 +39,10 @@ def check_config(cfg: DictConfig) -> None:
         if value is not None and value <= 0:
             raise ValueError(f"{key}={value:g} must be > 0")
     max_epochs = _number(cfg, "trainer.max_epochs")
-    if max_epochs is not None and max_epochs < 1 and max_epochs != -1:
-        raise ValueError(f"trainer.max_epochs={max_epochs:g} must be >= 1 (or -1 for no limit)")
+    if max_epochs is not None and ((max_epochs < 1 and max_epochs != -1) or not max_epochs.is_integer()):
+        raise ValueError(
+            f"trainer.max_epochs={max_epochs:g} must be a whole number >= 1 (or -1 for no limit)"
+        )
     val_fraction = _number(cfg, "data.val_fraction")
     if val_fraction is not None and not 0 < val_fraction < 1:
         raise ValueError(f"data.val_fraction={val_fraction:g} must be between 0 and 1 (exclusive), e.g. 0.1")

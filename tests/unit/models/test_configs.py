@@ -93,3 +93,17 @@ def test_sweep_configs_compose() -> None:
     assert joblib.hydra.launcher.n_jobs == 2
     slurm = compose_train(["hydra/launcher=slurm"])
     assert slurm.hydra.launcher._target_.endswith("SlurmLauncher")
+
+
+@pytest.mark.parametrize("preset", options("debug"))
+def test_debug_presets_leave_the_pipeline_outputs_and_tracking_alone(preset: str) -> None:
+    """A debug run writing models/ and reports/ would make DVC see the train stage as changed,
+    and a tracked one would add a model version to the registry."""
+    cfg = compose_train([f"debug={preset}", "paths.logs_dir=/scratch/logs"])
+    assert cfg.paths.models_dir == "/scratch/logs/debug/models"
+    assert cfg.paths.checkpoints_dir == "/scratch/logs/debug/models/checkpoints"
+    assert cfg.paths.reports_dir == "/scratch/logs/debug/reports"
+    assert cfg.paths.processed_dir == compose_train([]).paths.processed_dir  # reads the real data
+    assert not cfg.get("logger")
+    # asking for tracking on the command line still gets it
+    assert compose_train([f"debug={preset}", "logger=mlflow"]).logger.mlflow.experiment_name == "fingerspell"

@@ -1,3 +1,4 @@
+import re
 import socket
 import time
 from pathlib import Path
@@ -70,3 +71,19 @@ def test_sweep_jobs_are_named_by_their_swept_values(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv(SWEEP_KEYS_ENV, "model,optimizer.lr")
     name = job_run_name(1, ["model=cnn_small", "trainer.max_epochs=1", "optimizer.lr=0.003"])
     assert name == "#1 model=cnn_small optimizer.lr=0.003"
+
+
+def test_a_single_run_is_named_by_its_start_time_not_by_the_seeded_random_module() -> None:
+    """`seed_everything` seeds `random`, which MLflow's name generator draws from: every run of
+    one seed was called the same (`capable-auk-759`)."""
+    import random
+
+    from omegaconf import OmegaConf
+
+    from fingerspell.train import run_name
+
+    settings = OmegaConf.create({"run_name": None})
+    random.seed(42)
+    first = run_name(settings)
+    assert re.fullmatch(r"train-\d{8}-\d{6}", first), first
+    assert run_name(OmegaConf.create({"run_name": "baseline"})) == "baseline"
