@@ -27,6 +27,7 @@ def _hydra_main(cfg: DictConfig) -> float:
                 predictions=Path(cfg.outputs.predictions),
                 robustness_report=Path(cfg.outputs.robustness),
                 robustness_plot=Path(cfg.outputs.robustness_plot),
+                metrics=Path(cfg.outputs.metrics) if cfg.outputs.get("metrics") else None,
                 threads=setting(cfg, "threads", int, None) or None,
                 batch_size=setting(cfg, "batch_size", int),
                 latency_runs=setting(cfg, "speed.latency_runs", int),

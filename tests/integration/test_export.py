@@ -26,6 +26,22 @@ def test_export_passes_parity_over_the_whole_test_split(exported_model: Exported
     assert json.loads((exported_model.onnx.parent / "export.json").read_text())["parity"] == parity
 
 
+def test_export_metrics_hold_the_reports_numbers_only(exported_model: ExportedModel) -> None:
+    """What `dvc metrics show` and `dvc exp show` list: no paths, metadata or run ids."""
+    report = exported_model.report
+    metrics = json.loads((exported_model.onnx.parent / "export_metrics.json").read_text())
+    assert all(isinstance(v, int | float) and not isinstance(v, bool) for v in metrics.values())
+    assert metrics["test_acc"] == report["test_accuracy"]
+    assert metrics["parity_max_abs_diff"] == report["parity"]["max_abs_prob_diff"]
+    assert metrics["size_mb"] == pytest.approx(exported_model.onnx.stat().st_size / 1e6, abs=1e-3)
+    if report["int8"]["kept"]:
+        assert metrics["int8_test_acc"] == report["int8"]["test_accuracy"]
+        assert metrics["int8_speedup"] == report["int8"]["speedup_vs_fp32"]
+    if report.get("calibration"):
+        assert metrics["unsure_threshold"] == report["calibration"]["unsure_threshold"]
+        assert metrics["test_answered"] == report["calibration"]["test"]["coverage_at_threshold"]
+
+
 def test_metadata_round_trip(exported_model: ExportedModel, processed_dir: Path) -> None:
     meta = load_meta(processed_dir)
     model = onnx.load(str(exported_model.onnx))

@@ -22,6 +22,7 @@ def test_evaluate_writes_every_report(trained_onnx: Path, processed_dir: Path, t
         predictions=tmp_path / "eval_predictions.csv",
         robustness_report=tmp_path / "robustness.json",
         robustness_plot=tmp_path / "robustness.png",
+        metrics=tmp_path / "eval_metrics.json",
         latency_runs=50,
         throughput_runs=3,
         corruptions=("blur", "occlusion"),
@@ -38,6 +39,15 @@ def test_evaluate_writes_every_report(trained_onnx: Path, processed_dir: Path, t
     for key in ("latency/batch1_p50_ms", "latency/batch1_p99_ms", "throughput/batch256_images_per_s"):
         assert report[key] > 0
     assert report["latency/batch1_p99_ms"] >= report["latency/batch1_p50_ms"]
+    # the numbers DVC lists (eval.json also names the model, its run and the data)
+    metrics = json.loads(settings.metrics.read_text())
+    robust = json.loads(settings.robustness_report.read_text())
+    assert metrics == {k: v for k, v in report.items() if isinstance(v, int | float) and k != "threads"} | {
+        "clean/acc": robust["clean/acc"],
+        "corrupted/mean_acc": robust["corrupted/mean_acc"],
+    }
+    assert "model_run_id" not in metrics
+    assert "test/per_class_acc" not in metrics
 
     with settings.predictions.open() as f:
         rows = list(csv.DictReader(f))

@@ -1,5 +1,7 @@
 """`dvc exp run -S optimizer.lr=3e-3` through DVC's Hydra composition of conf/, in a throwaway repo copy."""
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -71,4 +73,24 @@ def test_dvc_experiment_trains_with_the_override_and_logs_to_mlflow(
     assert run.info.status == "FINISHED"
     shown = sh([*dvc, "metrics", "show", "--json"], repo, env)
     assert "test/acc" in shown.stdout
+    # the experiment's metrics come back from DVC's cache (reports/ is not in git)
+    table = sh([*dvc, "exp", "show", "--csv", "--only-changed"], repo, env)
+    assert table.returncode == 0, table.stderr
+    rows = list(csv.DictReader(io.StringIO(table.stdout)))
+    (experiment,) = [row for row in rows if row["Experiment"]]
+    (column,) = [name for name in experiment if name.endswith("test/acc")]
+    assert float(experiment[column]) == pytest.approx(metrics["test/acc"])
+    assert experiment["optimizer.lr"] == "0.003"
+    # a refused value fails in one line, after DVC removed the stage's outputs; checkout restores them
+    failed = sh([*dvc, "exp", "run", "train", "-S", "data.datamodule.batch_size=0"], repo, env)
+    assert failed.returncode != 0
+    assert (
+        "fingerspell-train: error: data.datamodule.batch_size=0 must be > 0" in failed.stdout + failed.stderr
+    )
+    assert not (repo / "reports" / "train_metrics.json").exists()
+    assert sh(["git", "checkout", "params.yaml"], repo, env).returncode == 0
+    restored = sh([*dvc, "checkout"], repo, env)
+    assert restored.returncode == 0, restored.stderr
+    assert json.loads((repo / "reports" / "train_metrics.json").read_text()) == metrics
+    assert json.loads((repo / "models" / "train_run.json").read_text()) == record
     _ = mlflow

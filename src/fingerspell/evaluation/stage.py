@@ -29,6 +29,7 @@ class EvaluateSettings:
     predictions: Path
     robustness_report: Path
     robustness_plot: Path
+    metrics: Path | None = None  # the headline numbers, for `dvc metrics show`/`dvc exp show`
     threads: int | None = 2
     batch_size: int = 256
     latency_runs: int = 1000
@@ -84,6 +85,12 @@ def run_evaluate(settings: EvaluateSettings) -> dict[str, Any]:
     robust = robustness_report(proba, images, labels, settings.robustness_seed, names)
     write_json(settings.robustness_report, robust)
     plot_robustness(settings.robustness_plot, robust)
+    if settings.metrics is not None:
+        # numbers only: eval.json also names the model, its run and the data fingerprint
+        headline = {key: value for key, value in report.items() if isinstance(value, int | float)}
+        headline.pop("threads", None)
+        headline |= {key: robust[key] for key in ("clean/acc", "corrupted/mean_acc")}
+        write_json(settings.metrics, headline)
     log.info(
         "test accuracy %.2f%%, macro F1 %.2f%%, corrupted mean %.2f%%",
         report["test/acc"],

@@ -43,6 +43,7 @@ def settings_from_config(cfg: DictConfig) -> ExportSettings:
         output=Path(cfg.output),
         int8_output=Path(cfg.int8_output),
         report=Path(cfg.report),
+        metrics=Path(cfg.metrics) if cfg.get("metrics") else None,
         train_run=Path(cfg.train_run) if cfg.train_run else None,
         opset=setting(cfg, "opset", int, 18),
         parity_atol=setting(cfg, "parity.atol", float, 1e-4),

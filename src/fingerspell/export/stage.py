@@ -58,6 +58,7 @@ class ExportSettings:
     output: Path
     int8_output: Path
     report: Path
+    metrics: Path | None = None  # the report's headline numbers, for `dvc metrics show`/`dvc exp show`
     train_run: Path | None = None
     opset: int = 18
     parity_atol: float = 1e-4
@@ -202,7 +203,35 @@ def run_export(settings: ExportSettings) -> dict[str, Any]:
     report["int8"] = _quantize(settings, fp32, test) if settings.quantize.enabled else {"kept": False}
     report["mlflow"] = _log(settings, model)
     write_json(settings.report, report)
+    if settings.metrics is not None:
+        write_json(settings.metrics, headline_metrics(report))
     return report
+
+
+def headline_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """The numbers DVC compares across experiments (`reports/export_metrics.json`).
+
+    The full report also holds paths, the ONNX metadata and run ids, which made `dvc metrics
+    show` about 150 columns wide.
+    """
+    metrics = {
+        "test_acc": report["test_accuracy"],
+        "parity_max_abs_diff": report["parity"]["max_abs_prob_diff"],
+        "size_mb": round(report["size_bytes"] / 1e6, 3),
+    }
+    calibration = report.get("calibration")
+    if calibration:
+        test = calibration["test"]
+        metrics |= {
+            "unsure_threshold": calibration["unsure_threshold"],
+            "test_answered": test["coverage_at_threshold"],
+            "test_answered_acc": test["accuracy_at_threshold"],
+            "test_ece": test["ece_after"],
+        }
+    int8 = report["int8"]
+    if int8.get("kept"):
+        metrics |= {"int8_test_acc": int8["test_accuracy"], "int8_speedup": int8["speedup_vs_fp32"]}
+    return metrics
 
 
 def _log(settings: ExportSettings, model: SourceModel) -> dict[str, Any] | None:
