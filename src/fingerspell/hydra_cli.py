@@ -7,14 +7,13 @@ like the commands without Hydra.
 
 import os
 import re
-import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from hydra.errors import HydraException
 
-from fingerspell.cli_errors import user_errors
+from fingerspell.cli_errors import fail, user_errors
 
 
 def one_line(err: BaseException, command: str) -> str:
@@ -57,8 +56,7 @@ def hydra_errors(command: str, also: tuple[type[BaseException], ...] = ()) -> It
         try:
             yield
         except caught as err:
-            print(f"{command}: error: {one_line(err, command)}", file=sys.stderr)  # noqa: T201 - CLI output
-            sys.exit(1)
+            fail(command, one_line(err, command))
 
 
 def run_hydra(command: str, app: Callable[[], object], also: tuple[type[BaseException], ...] = ()) -> None:

@@ -1,6 +1,7 @@
 """`fingerspell-train`: the DVC train stage and every sweep (`-m`) over the Hydra config tree."""
 
 import logging
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,11 +15,13 @@ from omegaconf import DictConfig, OmegaConf
 from rich.syntax import Syntax
 from rich.tree import Tree
 
+from fingerspell.cli_errors import CommandFailed, fail
 from fingerspell.configs import CONFIG_DIR
 from fingerspell.hydra_cli import hydra_errors, run_hydra
 from fingerspell.tracking.publish import publish_job
 from fingerspell.tracking.runs import RunInfo, RunLogger, job_run_name, tracked_run
 from fingerspell.tracking.setup import TrackingError
+from fingerspell.tracking.sweep import record_failed_job, unfinished_jobs
 from fingerspell.training.build import (
     build_datamodule,
     clear_checkpoints,
@@ -33,6 +36,7 @@ from fingerspell.training.reports import write_json
 
 log = logging.getLogger(__name__)
 COMMAND = "fingerspell-train"
+refused_jobs: list[str] = []  # sweep jobs refused in this process (the basic launcher runs them here)
 
 
 def global_rank() -> int:
@@ -136,12 +140,32 @@ def show_config(cfg: DictConfig) -> None:
 def _hydra_main(cfg: DictConfig) -> float | None:
     if global_rank() == 0:
         show_config(cfg)
-    with one_line_errors():
-        metrics = train(cfg)
+    try:
+        with one_line_errors():
+            metrics = train(cfg)
+    except CommandFailed as failed:
+        if not in_multirun():
+            raise
+        return failed_job(cfg, failed.message)
     # the sweep objective is the best checkpoint's value (`val/loss` -> `val/loss_best`), not the last epoch's
     name = str(cfg.get("optimized_metric"))
     value = metrics.get(f"{name}_best", metrics.get(name))
     return float(value) if value is not None else None
+
+
+def failed_job(cfg: DictConfig, message: str) -> float:
+    """A sweep job refused for its config or data: the sweep goes on without it.
+
+    Its one line is already printed; the parent run lists it FAILED, and the command exits 1 at the end.
+    """
+    hydra = HydraConfig.get()
+    name = job_run_name(int(hydra.job.num), list(hydra.overrides.task))
+    refused_jobs.append(name)
+    settings = (cfg.get("logger") or {}).get("mlflow")
+    if settings:
+        record_failed_job(str(settings.experiment_name), name, message)
+    log.error("sweep job %s failed; the sweep goes on", name)
+    return math.nan  # Optuna records a NaN objective as a failed trial and samples on
 
 
 @contextmanager
@@ -155,8 +179,11 @@ def one_line_errors() -> Iterator[None]:
 
 
 def main() -> None:
-    """Console entry point of `fingerspell-train`."""
+    """Console entry point of `fingerspell-train`: exit 1 when any job of a sweep failed."""
     run_hydra(COMMAND, _hydra_main, also=(TrackingError,))
+    failed = list(dict.fromkeys(refused_jobs + unfinished_jobs))
+    if failed:
+        fail(COMMAND, f"{len(failed)} sweep job(s) did not finish: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def free_port() -> int:
         (["optimizr=adamw"], "no config key 'optimizr' (a typo?"),
         (["model=vgg"], "Could not find 'model/vgg'; Available options in 'model': cnn, cnn_small, resnet"),
         (["optimizer.lr=0"], "optimizer.lr=0 must be > 0"),
-        (["trainer.max_epochs=0"], "trainer.max_epochs=0 must be >= 1"),
+        (["trainer.max_epochs=0"], "trainer.max_epochs=0 must be a whole number >= 1"),
         (["data.val_fraction=1.5"], "data.val_fraction=1.5 must be between 0 and 1"),
         (["paths.processed_dir=/nonexistent/processed"], "processed data not found"),
         ([], "is unreachable"),
@@ -157,6 +157,38 @@ def test_joblib_sweep_makes_one_parent_and_a_child_per_job(tiny_processed: Path,
     version = MlflowClient(uri).get_model_version_by_alias("fingerspell", "champion")
     assert version.run_id == best.info.run_id or version.tags["run_id"] == best.info.run_id
     assert all(c.data.params["model._target_"] for c in children)
+
+
+@pytest.mark.slow
+def test_a_refused_sweep_job_fails_alone_and_the_sweep_ends_failed(
+    tiny_processed: Path, tmp_path: Path
+) -> None:
+    """Job #1's value is refused: jobs #0 and #2 still train and are ranked, #1 is listed FAILED
+    with its reason, the parent ends FAILED (not RUNNING forever), and the command exits 1."""
+    uri = store(tmp_path)
+    args = [a for a in cli_args(tmp_path, tiny_processed) if not a.startswith("optimizer.lr=")]
+    proc = run_cli(["-m", *args, "optimizer.lr=1e-3,-1,2e-3"], tmp_path, timeout=600, MLFLOW_TRACKING_URI=uri)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("fingerspell-train: error: ")]
+    assert errors == [
+        "fingerspell-train: error: optimizer.lr=-1 must be > 0",
+        "fingerspell-train: error: 1 sweep job(s) did not finish: #1 optimizer.lr=-1",
+    ]
+    assert "Traceback" not in proc.stderr
+    runs = all_runs(uri)
+    (parent,) = [r for r in runs if r.data.tags.get("fingerspell.kind") == "sweep"]
+    children = {
+        r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    }
+    assert sorted(children) == ["#0 optimizer.lr=0.001", "#1 optimizer.lr=-1", "#2 optimizer.lr=0.002"]
+    refused = children["#1 optimizer.lr=-1"]
+    assert refused.info.status == "FAILED"
+    assert refused.data.tags["fingerspell.error"] == "optimizer.lr=-1 must be > 0"
+    ran = [children["#0 optimizer.lr=0.001"], children["#2 optimizer.lr=0.002"]]
+    assert all(r.info.status == "FINISHED" for r in ran)
+    assert parent.info.status == "FAILED"
+    best = min(ran, key=lambda r: r.data.metrics["val/loss_best"])
+    assert parent.data.tags["fingerspell.best_run_id"] == best.info.run_id
 
 
 @pytest.mark.slow

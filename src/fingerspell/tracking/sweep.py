@@ -64,6 +64,39 @@ def ranking_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+ERROR_TAG = "fingerspell.error"
+# jobs of the last multirun in this process that did not finish (read by the command's exit code)
+unfinished_jobs: list[str] = []
+
+
+def record_failed_job(experiment_name: str, run_name: str, error: str) -> None:
+    """A sweep job refused before its run started still shows under the parent: FAILED, with why.
+
+    Without it the parent would rank only the jobs that ran and end FINISHED. A job that failed
+    inside its own run has that run marked FAILED already, so nothing is added then.
+    """
+    parent = os.environ.get(PARENT_RUN_ENV)
+    if not parent:
+        return
+    client = MlflowClient(tracking_uri())
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return
+    quoted = run_name.replace("'", "\\'")
+    existing = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent}' and attributes.run_name = '{quoted}'",
+    )
+    if existing:
+        return
+    run = client.create_run(
+        experiment.experiment_id,
+        run_name=run_name,
+        tags={"mlflow.parentRunId": parent, ERROR_TAG: error[:5000], "fingerspell.kind": "job"},
+    )
+    client.set_terminated(run.info.run_id, "FAILED")
+
+
 class MLflowSweepCallback(Callback):
     """Parent run for a Hydra multirun; at the end: ranking table, best child registered.
 
@@ -138,6 +171,7 @@ class MLflowSweepCallback(Callback):
                 client.set_tag(self.parent_id, "fingerspell.registered_version", result["version"])
         status = "FINISHED" if len(finished) == len(rows) and rows else "FAILED"
         client.set_terminated(self.parent_id, status)
+        unfinished_jobs[:] = [row["run_name"] for row in rows if row not in finished]
         print(  # noqa: T201 (CLI output: the ranking closes the sweep)
             f"\nSweep {self.parent_id}: {len(finished)}/{len(rows)} jobs finished, ranked by {RANK_METRIC}\n{table}"
         )
