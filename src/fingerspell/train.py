@@ -2,6 +2,7 @@
 
 import logging
 import math
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +37,11 @@ from fingerspell.training.reports import write_json
 
 log = logging.getLogger(__name__)
 COMMAND = "fingerspell-train"
+# set by `dvc exp run` for the stage commands it runs
+DVC_EXPERIMENT_TAGS = {
+    "DVC_EXP_NAME": "fingerspell.dvc_experiment",
+    "DVC_EXP_BASELINE_REV": "fingerspell.dvc_baseline_rev",
+}
 refused_jobs: list[str] = []  # sweep jobs refused in this process (the basic launcher runs them here)
 
 
@@ -76,6 +82,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if HydraConfig.initialized()
         else "",
     }
+    # `dvc exp run` passes its -S values through params.yaml, not as overrides: name the experiment
+    tags |= {tag: os.environ[var] for var, tag in DVC_EXPERIMENT_TAGS.items() if os.environ.get(var)}
     resume_id = RunRecord.read(ckpt_path).get("run_id") if ckpt_path else None
     with tracked_run(settings, cfg, tags, run_name(settings), resume_id) as run:
         record = {"run_id": run.run_id, "experiment_id": run.experiment_id, "tracking_uri": run.tracking_uri}
@@ -95,15 +103,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 def run_name(settings: DictConfig) -> str:
-    """The configured name, else a sweep job's overrides, else the start time (`train-20261127-091530`).
+    """The configured name, else a sweep job's overrides, else the DVC experiment's, else the time.
 
-    Not MLflow's random name: `seed_everything` has seeded Python's `random` by then, so every
+    The time as `train-20261127-091530`. Not MLflow's random name: `seed_everything` has seeded Python's `random` by then, so every
     run with one seed got the same name.
     """
     if settings.get("run_name"):
         return str(settings.run_name)
     if in_multirun():
         return job_run_name(int(HydraConfig.get().job.num), list(HydraConfig.get().overrides.task))
+    if os.environ.get("DVC_EXP_NAME"):  # the DVC experiment's own name: one name in both tables
+        return os.environ["DVC_EXP_NAME"]
     return f"train-{time.strftime('%Y%m%d-%H%M%S')}"
 
 

@@ -81,6 +81,11 @@ def test_dvc_experiment_trains_with_the_override_and_logs_to_mlflow(
     (column,) = [name for name in experiment if name.endswith("test/acc")]
     assert float(experiment[column]) == pytest.approx(metrics["test/acc"])
     assert experiment["optimizer.lr"] == "0.003"
+    # the MLflow run carries the DVC experiment's name (its -S values reach it through params.yaml)
+    assert run.info.run_name == experiment["Experiment"]
+    assert run.data.tags["fingerspell.dvc_experiment"] == experiment["Experiment"]
+    head = sh(["git", "rev-parse", "HEAD"], repo, env).stdout.strip()  # the experiment's baseline
+    assert run.data.tags["fingerspell.dvc_baseline_rev"] == head
     # a refused value fails in one line, after DVC removed the stage's outputs; checkout restores them
     failed = sh([*dvc, "exp", "run", "train", "-S", "data.datamodule.batch_size=0"], repo, env)
     assert failed.returncode != 0
@@ -89,7 +94,7 @@ def test_dvc_experiment_trains_with_the_override_and_logs_to_mlflow(
     )
     assert not (repo / "reports" / "train_metrics.json").exists()
     assert sh(["git", "checkout", "params.yaml"], repo, env).returncode == 0
-    restored = sh([*dvc, "checkout"], repo, env)
+    restored = sh([*dvc, "checkout", "train"], repo, env)  # export/evaluate never ran here
     assert restored.returncode == 0, restored.stderr
     assert json.loads((repo / "reports" / "train_metrics.json").read_text()) == metrics
     assert json.loads((repo / "models" / "train_run.json").read_text()) == record

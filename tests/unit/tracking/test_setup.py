@@ -73,7 +73,9 @@ def test_sweep_jobs_are_named_by_their_swept_values(monkeypatch: pytest.MonkeyPa
     assert name == "#1 model=cnn_small optimizer.lr=0.003"
 
 
-def test_a_single_run_is_named_by_its_start_time_not_by_the_seeded_random_module() -> None:
+def test_a_single_run_is_named_by_its_start_time_not_by_the_seeded_random_module(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """`seed_everything` seeds `random`, which MLflow's name generator draws from: every run of
     one seed was called the same (`capable-auk-759`)."""
     import random
@@ -87,3 +89,5 @@ def test_a_single_run_is_named_by_its_start_time_not_by_the_seeded_random_module
     first = run_name(settings)
     assert re.fullmatch(r"train-\d{8}-\d{6}", first), first
     assert run_name(OmegaConf.create({"run_name": "baseline"})) == "baseline"
+    monkeypatch.setenv("DVC_EXP_NAME", "runic-sera")  # under `dvc exp run`: that experiment's name
+    assert run_name(settings) == "runic-sera"
