@@ -173,7 +173,10 @@ def failed_job(cfg: DictConfig, message: str) -> float:
     refused_jobs.append(name)
     settings = (cfg.get("logger") or {}).get("mlflow")
     if settings:
-        record_failed_job(str(settings.experiment_name), name, message)
+        try:
+            record_failed_job(str(settings.experiment_name), name, message)
+        except Exception as err:  # best effort: the store may be the fault itself
+            log.warning("could not record the failed job in MLflow: %s", err)
     log.error("sweep job %s failed; the sweep goes on", name)
     return math.nan  # Optuna records a NaN objective as a failed trial and samples on
 
