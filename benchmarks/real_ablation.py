@@ -171,8 +171,9 @@ def sharpness_aware_training(module: "FingerspellModule", rho: float) -> None:
     """Turn a run into SAM training: each optimizer step first computes the gradient at the
     weights, moves them `rho` along it (normalised over all parameters), takes the gradient
     there, moves back and lets the recipe's optimizer (AdamW) step with that second gradient.
-    Batch norm's running statistics are updated by the first pass only. Trial code for the
-    ablation only, hence the class swap."""
+    Batch norm's running statistics are updated by the first pass only. Both passes run
+    `training_step`, so the logged train loss and accuracy average the two (val, test and dev
+    scores are unaffected). Trial code for the ablation only, hence the class swap."""
     import torch
     from torch import nn
 

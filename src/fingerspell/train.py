@@ -1,7 +1,6 @@
 """`fingerspell-train`: the DVC train stage and every sweep (`-m`) over the Hydra config tree."""
 
 import logging
-import math
 import os
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from fingerspell.hydra_cli import hydra_errors, run_hydra
 from fingerspell.tracking.publish import publish_job
 from fingerspell.tracking.runs import RunInfo, RunLogger, job_run_name, tracked_run
 from fingerspell.tracking.setup import TrackingError
-from fingerspell.tracking.sweep import record_failed_job, unfinished_jobs
+from fingerspell.tracking.sweep import end_interrupted_sweep, record_failed_job, unfinished_jobs
 from fingerspell.training.build import (
     build_datamodule,
     clear_checkpoints,
@@ -154,31 +153,34 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         with one_line_errors():
             metrics = train(cfg)
     except CommandFailed as failed:
-        if not in_multirun():
+        # a store that cannot be reached fails every job alike: end the sweep there
+        if not in_multirun() or isinstance(failed.__context__, TrackingError):
             raise
-        return failed_job(cfg, failed.message)
+        failed_job(cfg, failed.message)
+        return None  # the sweepers go on: Optuna records a non-number as a failed trial
     # the sweep objective is the best checkpoint's value (`val/loss` -> `val/loss_best`), not the last epoch's
     name = str(cfg.get("optimized_metric"))
     value = metrics.get(f"{name}_best", metrics.get(name))
     return float(value) if value is not None else None
 
 
-def failed_job(cfg: DictConfig, message: str) -> float:
+def failed_job(cfg: DictConfig, message: str) -> None:
     """A sweep job refused for its config or data: the sweep goes on without it.
 
-    Its one line is already printed; the parent run lists it FAILED, and the command exits 1 at the end.
+    Its one line is already printed; the parent run lists it FAILED with the reason, and the
+    command exits 1 at the end. (Only the launching process learns of it directly: with a
+    parallel launcher the parent run is how it does, so with `logger=none` such a sweep exits 0.)
     """
     hydra = HydraConfig.get()
-    name = job_run_name(int(hydra.job.num), list(hydra.overrides.task))
-    refused_jobs.append(name)
     settings = (cfg.get("logger") or {}).get("mlflow")
-    if settings:
+    name = run_name(settings) if settings else job_run_name(int(hydra.job.num), list(hydra.overrides.task))
+    refused_jobs.append(name)
+    if settings and global_rank() == 0:
         try:
             record_failed_job(str(settings.experiment_name), name, message)
         except Exception as err:  # best effort: the store may be the fault itself
             log.warning("could not record the failed job in MLflow: %s", err)
     log.error("sweep job %s failed; the sweep goes on", name)
-    return math.nan  # Optuna records a NaN objective as a failed trial and samples on
 
 
 @contextmanager
@@ -193,7 +195,12 @@ def one_line_errors() -> Iterator[None]:
 
 def main() -> None:
     """Console entry point of `fingerspell-train`: exit 1 when any job of a sweep failed."""
-    run_hydra(COMMAND, _hydra_main, also=(TrackingError,))
+    refused_jobs.clear()
+    unfinished_jobs.clear()
+    try:
+        run_hydra(COMMAND, _hydra_main, also=(TrackingError,))
+    finally:
+        end_interrupted_sweep()
     failed = list(dict.fromkeys(refused_jobs + unfinished_jobs))
     if failed:
         fail(COMMAND, f"{len(failed)} sweep job(s) did not finish: {', '.join(failed)}")

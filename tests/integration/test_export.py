@@ -39,7 +39,9 @@ def test_export_metrics_hold_the_reports_numbers_only(exported_model: ExportedMo
         assert metrics["int8_speedup"] == report["int8"]["speedup_vs_fp32"]
     if report.get("calibration"):
         assert metrics["unsure_threshold"] == report["calibration"]["unsure_threshold"]
-        assert metrics["test_answered"] == report["calibration"]["test"]["coverage_at_threshold"]
+        test = report["calibration"]["test"]
+        assert metrics["test_answered"] == pytest.approx(100 * test["coverage_at_threshold"], abs=0.01)
+        assert metrics["test_ece"] == pytest.approx(100 * test["ece_after"], abs=0.01)
 
 
 def test_metadata_round_trip(exported_model: ExportedModel, processed_dir: Path) -> None:

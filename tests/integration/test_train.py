@@ -27,7 +27,10 @@ def runs() -> list[mlflow.entities.Run]:
 
 
 @pytest.mark.slow
-def test_a_run_records_everything_in_mlflow(train_cfg: DictConfig, tmp_path: Path) -> None:
+def test_a_run_records_everything_in_mlflow(
+    train_cfg: DictConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)  # under `dvc exp run` the run takes its name
     metrics = train(train_cfg)
     assert 0 <= metrics["test/acc"] <= 1
     assert metrics["val/loss_best"] > 0

@@ -192,6 +192,50 @@ def test_a_refused_sweep_job_fails_alone_and_the_sweep_ends_failed(
 
 
 @pytest.mark.slow
+def test_an_optuna_search_goes_on_after_a_refused_trial_and_ends_failed(
+    tiny_processed: Path, tmp_path: Path
+) -> None:
+    """Every trial is refused here (a fixed bad value): Optuna still runs both, each is a FAILED
+    child with the reason, and with no trial completed the parent ends FAILED (not RUNNING)."""
+    uri = store(tmp_path)
+    args = [a for a in cli_args(tmp_path, tiny_processed) if not a.startswith("trainer.max_epochs=")]
+    proc = run_cli(
+        ["-m", "hparams_search=optuna", "hparams_search.n_trials=2", *args, "trainer.max_epochs=1.5"],
+        tmp_path,
+        timeout=600,
+        MLFLOW_TRACKING_URI=uri,
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    reason = "trainer.max_epochs=1.5 must be a whole number >= 1 (or -1 for no limit)"
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("fingerspell-train: error: ")]
+    assert errors[:2] == [f"fingerspell-train: error: {reason}"] * 2
+    runs = all_runs(uri)
+    (parent,) = [r for r in runs if r.data.tags.get("fingerspell.kind") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 2
+    assert all(c.info.status == "FAILED" and c.data.tags["fingerspell.error"] == reason for c in children)
+    assert parent.info.status == "FAILED"
+
+
+@pytest.mark.slow
+def test_a_sweep_stopped_by_a_missing_config_marks_its_parent_failed(
+    tiny_processed: Path, tmp_path: Path
+) -> None:
+    """`model=cnn_small,vgg`: job #1 cannot even be composed, Hydra stops the sweep there; the
+    parent run (created before any job) is marked FAILED instead of left RUNNING."""
+    uri = store(tmp_path)
+    args = [a for a in cli_args(tmp_path, tiny_processed) if not a.startswith("model=")]
+    proc = run_cli(["-m", *args, "model=cnn_small,vgg"], tmp_path, timeout=600, MLFLOW_TRACKING_URI=uri)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("fingerspell-train: error: ")]
+    assert len(errors) == 1
+    assert "Could not find 'model/vgg'" in errors[0]
+    (parent,) = [r for r in all_runs(uri) if r.data.tags.get("fingerspell.kind") == "sweep"]
+    assert parent.info.status == "FAILED"
+
+
+@pytest.mark.slow
 def test_optuna_search_runs_the_requested_trials(tiny_processed: Path, tmp_path: Path) -> None:
     uri = store(tmp_path)
     proc = run_cli(

@@ -222,11 +222,11 @@ def headline_metrics(report: dict[str, Any]) -> dict[str, float]:
     calibration = report.get("calibration")
     if calibration:
         test = calibration["test"]
-        metrics |= {
+        metrics |= {  # percent, like the accuracies beside them (the report keeps fractions)
             "unsure_threshold": calibration["unsure_threshold"],
-            "test_answered": test["coverage_at_threshold"],
-            "test_answered_acc": test["accuracy_at_threshold"],
-            "test_ece": test["ece_after"],
+            "test_answered": round(100 * test["coverage_at_threshold"], 2),
+            "test_answered_acc": round(100 * test["accuracy_at_threshold"], 2),
+            "test_ece": round(100 * test["ece_after"], 2),
         }
     int8 = report["int8"]
     if int8.get("kept"):

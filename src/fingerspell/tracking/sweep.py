@@ -73,7 +73,7 @@ def record_failed_job(experiment_name: str, run_name: str, error: str) -> None:
     """A sweep job refused before its run started still shows under the parent: FAILED, with why.
 
     Without it the parent would rank only the jobs that ran and end FINISHED. A job that failed
-    inside its own run has that run marked FAILED already, so nothing is added then.
+    inside its own run has that run (marked FAILED already) tagged with the reason instead.
     """
     parent = os.environ.get(PARENT_RUN_ENV)
     if not parent:
@@ -82,12 +82,12 @@ def record_failed_job(experiment_name: str, run_name: str, error: str) -> None:
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         return
-    quoted = run_name.replace("'", "\\'")
-    existing = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent}' and attributes.run_name = '{quoted}'",
+    children = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent}'", max_results=10_000
     )
+    existing = [run for run in children if run.info.run_name == run_name]
     if existing:
+        client.set_tag(existing[0].info.run_id, ERROR_TAG, error[:5000])
         return
     run = client.create_run(
         experiment.experiment_id,
@@ -95,6 +95,24 @@ def record_failed_job(experiment_name: str, run_name: str, error: str) -> None:
         tags={"mlflow.parentRunId": parent, ERROR_TAG: error[:5000], "fingerspell.kind": "job"},
     )
     client.set_terminated(run.info.run_id, "FAILED")
+
+
+def end_interrupted_sweep() -> None:
+    """Mark FAILED a parent run whose multirun stopped before its end callback.
+
+    That happens when an error escapes a job (a missing config group, a crash) or the sweeper
+    (Optuna with no completed trial); the parent would otherwise stay RUNNING for good.
+    """
+    parent = os.environ.pop(PARENT_RUN_ENV, None)
+    os.environ.pop(SWEEP_KEYS_ENV, None)
+    if not parent:
+        return
+    uri = tracking_uri()
+    try:
+        check_reachable(uri)  # a dead server: no minutes of client retries on the way out
+        MlflowClient(uri).set_terminated(parent, "FAILED")
+    except Exception as err:  # best effort, on the way out of an error
+        log.warning("could not mark the sweep's parent run %s FAILED: %s", parent, err)
 
 
 class MLflowSweepCallback(Callback):
@@ -134,6 +152,7 @@ class MLflowSweepCallback(Callback):
             },
         )
         self.parent_id = run.info.run_id
+        unfinished_jobs.clear()
         os.environ[PARENT_RUN_ENV] = self.parent_id  # inherited by joblib workers started after this
         os.environ[SWEEP_KEYS_ENV] = ",".join(swept_keys(config))
         log.info("MLflow sweep parent run %s (%s)", self.parent_id, uri)
@@ -171,7 +190,7 @@ class MLflowSweepCallback(Callback):
                 client.set_tag(self.parent_id, "fingerspell.registered_version", result["version"])
         status = "FINISHED" if len(finished) == len(rows) and rows else "FAILED"
         client.set_terminated(self.parent_id, status)
-        unfinished_jobs[:] = [row["run_name"] for row in rows if row not in finished]
+        unfinished_jobs[:] = [row["run_name"] for row in rows if row["status"] != "FINISHED"]
         print(  # noqa: T201 (CLI output: the ranking closes the sweep)
             f"\nSweep {self.parent_id}: {len(finished)}/{len(rows)} jobs finished, ranked by {RANK_METRIC}\n{table}"
         )

@@ -84,6 +84,7 @@ def test_a_single_run_is_named_by_its_start_time_not_by_the_seeded_random_module
 
     from fingerspell.train import run_name
 
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
     settings = OmegaConf.create({"run_name": None})
     random.seed(42)
     first = run_name(settings)
