@@ -32,6 +32,7 @@ from fingerspell.training.build import (
 from fingerspell.training.callbacks import RunRecord
 from fingerspell.training.checks import check_config, check_data, resolve_ckpt_path
 from fingerspell.training.job import JobResult, fit_and_test
+from fingerspell.training.refused import mark_refused, refused_jobs
 from fingerspell.training.reports import write_json
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,6 @@ DVC_EXPERIMENT_TAGS = {
     "DVC_EXP_NAME": "fingerspell.dvc_experiment",
     "DVC_EXP_BASELINE_REV": "fingerspell.dvc_baseline_rev",
 }
-refused_jobs: list[str] = []  # sweep jobs refused in this process (the basic launcher runs them here)
 
 
 def global_rank() -> int:
@@ -167,15 +167,16 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 def failed_job(cfg: DictConfig, message: str) -> None:
     """A sweep job refused for its config or data: the sweep goes on without it.
 
-    Its one line is already printed; the parent run lists it FAILED with the reason, and the
-    command exits 1 at the end. (Only the launching process learns of it directly: with a
-    parallel launcher the parent run is how it does, so with `logger=none` such a sweep exits 0.)
+    Its one line is already printed; its job folder gets a marker (the command exits 1 at the
+    end, whichever process ran the job), and the parent run lists it FAILED with the reason.
     """
     hydra = HydraConfig.get()
     settings = (cfg.get("logger") or {}).get("mlflow")
     name = run_name(settings) if settings else job_run_name(int(hydra.job.num), list(hydra.overrides.task))
-    refused_jobs.append(name)
-    if settings and global_rank() == 0:
+    if global_rank() != 0:
+        return
+    mark_refused(name, message)
+    if settings:
         try:
             record_failed_job(str(settings.experiment_name), name, message)
         except Exception as err:  # best effort: the store may be the fault itself

@@ -192,6 +192,23 @@ def test_a_refused_sweep_job_fails_alone_and_the_sweep_ends_failed(
 
 
 @pytest.mark.slow
+def test_a_job_refused_in_a_joblib_worker_still_fails_the_command(
+    tiny_processed: Path, tmp_path: Path
+) -> None:
+    """With a parallel launcher the refused job runs in another process, and with `logger=none`
+    there is no parent run either: its marker in the job folder is what makes the command exit 1."""
+    args = [a for a in cli_args(tmp_path, tiny_processed) if not a.startswith(("optimizer.lr=", "logger."))]
+    proc = run_cli(
+        ["-m", "hydra/launcher=joblib", *args, "logger=none", "optimizer.lr=1e-3,-1"], tmp_path, timeout=600
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert proc.stderr.splitlines()[-1] == "fingerspell-train: error: 1 sweep job(s) did not finish: #1"
+    markers = sorted((tmp_path / "logs").glob("train/multiruns/*/*/refused.txt"))
+    assert [m.parent.name for m in markers] == ["1"]
+    assert markers[0].read_text() == "#1\noptimizer.lr=-1 must be > 0\n"
+
+
+@pytest.mark.slow
 def test_an_optuna_search_goes_on_after_a_refused_trial_and_ends_failed(
     tiny_processed: Path, tmp_path: Path
 ) -> None:
