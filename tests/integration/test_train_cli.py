@@ -202,10 +202,12 @@ def test_a_job_refused_in_a_joblib_worker_still_fails_the_command(
         ["-m", "hydra/launcher=joblib", *args, "logger=none", "optimizer.lr=1e-3,-1"], tmp_path, timeout=600
     )
     assert proc.returncode == 1, proc.stderr[-3000:]
-    assert proc.stderr.splitlines()[-1] == "fingerspell-train: error: 1 sweep job(s) did not finish: #1"
+    assert proc.stderr.splitlines()[-1] == (
+        "fingerspell-train: error: 1 sweep job(s) did not finish: #1 optimizer.lr=-1"
+    )
     markers = sorted((tmp_path / "logs").glob("train/multiruns/*/*/refused.txt"))
     assert [m.parent.name for m in markers] == ["1"]
-    assert markers[0].read_text() == "#1\noptimizer.lr=-1 must be > 0\n"
+    assert markers[0].read_text() == "#1 optimizer.lr=-1\noptimizer.lr=-1 must be > 0\n"
 
 
 @pytest.mark.slow

@@ -5,12 +5,16 @@ its job folder. The launching process reads the markers when the multirun ends: 
 launcher (joblib, SLURM) the job ran in another process, and nothing else reaches it there.
 """
 
+import os
 from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from fingerspell.tracking.runs import SWEEP_KEYS_ENV
+from fingerspell.tracking.sweep import swept_keys
 
 MARKER = "refused.txt"  # first line: the job's name; then why it was refused
 # filled at the end of each multirun in this process; the command's exit code reads it
@@ -33,6 +37,8 @@ class RefusedJobsCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.sweep_dir = Path(config.hydra.sweep.dir)
         refused_jobs.clear()
+        # jobs are named by the values they sweep (`#1 optimizer.lr=-1`), with or without MLflow
+        os.environ.setdefault(SWEEP_KEYS_ENV, ",".join(swept_keys(config)))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.sweep_dir is None:
