@@ -21,7 +21,7 @@ from fingerspell.hydra_cli import hydra_errors, run_hydra
 from fingerspell.tracking.publish import publish_job
 from fingerspell.tracking.runs import RunInfo, RunLogger, job_run_name, tracked_run
 from fingerspell.tracking.setup import TrackingError
-from fingerspell.tracking.sweep import end_interrupted_sweep, record_failed_job, unfinished_jobs
+from fingerspell.tracking.sweep import end_interrupted_sweep, record_failed_job
 from fingerspell.training.build import (
     build_datamodule,
     clear_checkpoints,
@@ -197,14 +197,12 @@ def one_line_errors() -> Iterator[None]:
 def main() -> None:
     """Console entry point of `fingerspell-train`: exit 1 when any job of a sweep failed."""
     refused_jobs.clear()
-    unfinished_jobs.clear()
     try:
         run_hydra(COMMAND, _hydra_main, also=(TrackingError,))
     finally:
         end_interrupted_sweep()
-    failed = list(dict.fromkeys(refused_jobs + unfinished_jobs))
-    if failed:
-        fail(COMMAND, f"{len(failed)} sweep job(s) did not finish: {', '.join(failed)}")
+    if refused_jobs:  # filled from the jobs' markers by the RefusedJobsCallback
+        fail(COMMAND, f"{len(refused_jobs)} sweep job(s) did not finish: {', '.join(refused_jobs)}")
 
 
 if __name__ == "__main__":

@@ -65,8 +65,6 @@ def ranking_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 ERROR_TAG = "fingerspell.error"
-# jobs of the last multirun in this process that did not finish (read by the command's exit code)
-unfinished_jobs: list[str] = []
 
 
 def record_failed_job(experiment_name: str, run_name: str, error: str) -> None:
@@ -152,7 +150,6 @@ class MLflowSweepCallback(Callback):
             },
         )
         self.parent_id = run.info.run_id
-        unfinished_jobs.clear()
         os.environ[PARENT_RUN_ENV] = self.parent_id  # inherited by joblib workers started after this
         os.environ[SWEEP_KEYS_ENV] = ",".join(swept_keys(config))
         log.info("MLflow sweep parent run %s (%s)", self.parent_id, uri)
@@ -190,7 +187,6 @@ class MLflowSweepCallback(Callback):
                 client.set_tag(self.parent_id, "fingerspell.registered_version", result["version"])
         status = "FINISHED" if len(finished) == len(rows) and rows else "FAILED"
         client.set_terminated(self.parent_id, status)
-        unfinished_jobs[:] = [row["run_name"] for row in rows if row["status"] != "FINISHED"]
         print(  # noqa: T201 (CLI output: the ranking closes the sweep)
             f"\nSweep {self.parent_id}: {len(finished)}/{len(rows)} jobs finished, ranked by {RANK_METRIC}\n{table}"
         )

@@ -14,6 +14,7 @@ from fingerspell.configs import CONFIG_DIR
 from fingerspell.data.augment_real import RealAugment
 from fingerspell.data.datamodule import SignMNISTDataModule
 from fingerspell.data.processed import load_split
+from tests.fixtures.train import quiet_trainer
 
 OFF = {
     "rotation": 0.0,
@@ -284,16 +285,8 @@ def test_datamodule_applies_it_to_training_batches_only(
 ) -> None:
     dm = SignMNISTDataModule(crafted_processed, batch_size=16, eval_batch_size=50, augment=real, seed=0)
     model = _Recorder()
-    trainer = L.Trainer(
-        default_root_dir=tmp_path,
-        accelerator="cpu",
-        max_epochs=1,
-        limit_train_batches=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
+    trainer = quiet_trainer(
+        default_root_dir=tmp_path, max_epochs=1, limit_train_batches=2, num_sanity_val_steps=0
     )
     trainer.fit(model, datamodule=dm)
     raw = {img.tobytes() for img in load_split(crafted_processed, "train")[0]}

@@ -13,6 +13,7 @@ from fingerspell.data.datamodule import SignMNISTDataModule
 from fingerspell.data.errors import DataError
 from fingerspell.data.labels import LETTERS
 from fingerspell.data.processed import load_meta, load_split
+from tests.fixtures.train import quiet_trainer
 
 CLASSIC = {"rotation": 10.0, "scale": (0.9, 1.1), "translate": 0.1, "brightness": 0.1, "contrast": 0.2}
 
@@ -49,17 +50,7 @@ class Recorder(L.LightningModule):
 
 
 def trainer(root: Path) -> L.Trainer:
-    return L.Trainer(
-        default_root_dir=root,
-        accelerator="cpu",
-        max_epochs=1,
-        limit_train_batches=3,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
+    return quiet_trainer(default_root_dir=root, max_epochs=1, limit_train_batches=3, num_sanity_val_steps=0)
 
 
 def fit_and_test(data_dir: Path, root: Path, seed: int = 0) -> Recorder:

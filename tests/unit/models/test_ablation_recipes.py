@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EMAWeightAveraging
 
 from tests.fixtures.scripts import load_benchmark
-from tests.fixtures.train import compose_train
+from tests.fixtures.train import compose_train, quiet_trainer
 
 ABLATION = load_benchmark("real_ablation")
 
@@ -74,17 +74,7 @@ def _build(processed: Path, recipe: str) -> tuple[Any, Any]:
 
 def _fit_one_step(module: Any, datamodule: Any) -> None:
     """One real optimiser step through Lightning (the trial code runs inside `fit`)."""
-    import lightning as L
-
-    L.Trainer(
-        max_steps=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-    ).fit(module, datamodule=datamodule)
+    quiet_trainer(max_steps=1, limit_val_batches=0).fit(module, datamodule=datamodule)
 
 
 def test_two_view_training_trains_on_two_views_with_the_consistency_loss(tiny_processed: Path) -> None:

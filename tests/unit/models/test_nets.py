@@ -9,6 +9,7 @@ from fingerspell.data.outliers import scenes
 from fingerspell.models.cnn import ClassicCNN, SmallCNN
 from fingerspell.models.module import FingerspellModule
 from fingerspell.models.resnet import SmallResNet
+from tests.fixtures.train import quiet_trainer
 
 LETTERS = list("ABCDEFGHIKLMNOPQRSTUVWXY")
 NET = {
@@ -72,14 +73,7 @@ def _fit(m: FingerspellModule, images: int, batch_size: int, steps: int) -> L.Tr
     """A few CPU steps on random images (seeded), with nothing written to disk."""
     torch.manual_seed(0)
     data = TensorDataset(torch.rand(images, 1, 28, 28), torch.randint(0, 24, (images,)))
-    trainer = L.Trainer(
-        max_steps=steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-    )
+    trainer = quiet_trainer(max_steps=steps)
     trainer.fit(m, DataLoader(data, batch_size=batch_size))
     return trainer
 
