@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fingerspell.atomic import write_json
 from fingerspell.inference.predictor import OnnxPredictor
 from fingerspell.photos.dataset import load_photo_set
-from fingerspell.photos.evaluate import READINGS, model_inputs, report, run_photos, write_json_atomic
+from fingerspell.photos.evaluate import READINGS, model_inputs, report, run_photos
 from fingerspell.photos.plots import plot_confusion, plot_coverage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,7 +96,7 @@ def main() -> int:
         "readings": results,
         "readings_tta": tta_results,
     }
-    write_json_atomic(summary, args.out / "real_hands.json")
+    write_json(args.out / "real_hands.json", summary)
     both = {**results, **{f"{r}+tta": v for r, v in tta_results.items()}}
     print(json.dumps({r: {"top1": v["top1"], "top1_ci95": v["top1_ci95"]} for r, v in both.items()}))
     return 0

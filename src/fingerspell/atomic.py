@@ -1,13 +1,16 @@
-"""Temp files beside their destination, for write-then-rename outputs.
+"""Temp files beside their destination, for write-then-rename outputs, and JSON reports written so.
 
 `tempfile.mkstemp` creates files readable by the owner only (0600); an output renamed into
 place from it would keep that mode, so the mode is reset to what the umask gives a new file.
 """
 
+import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def current_umask() -> int:
@@ -39,3 +42,28 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def finite(data: Any) -> Any:
+    """`data` with NaN and infinities as None (JSON null), in nested dicts and lists.
+
+    JSON has no such numbers: Python writes `NaN`, which browsers' and most tools' parsers refuse.
+    """
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: finite(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite(value) for value in data]
+    return data
+
+
+def json_text(data: Any, sort_keys: bool = False) -> str:
+    """Indented, strict JSON (no NaN: see `finite`) with a final newline."""
+    return json.dumps(finite(data), indent=2, sort_keys=sort_keys, allow_nan=False) + "\n"
+
+
+def write_json(path: Path, data: Any, sort_keys: bool = False) -> Path:
+    """Write `data` as strict JSON to `path` atomically, so readers (DVC, CI) never see half a report."""
+    text = json_text(data, sort_keys)
+    return atomic_write(Path(path), lambda tmp: tmp.write_text(text))

@@ -4,7 +4,7 @@ import logging
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from fingerspell.cli_errors import user_errors
 from fingerspell.configs import CONFIG_DIR, setting
@@ -13,6 +13,15 @@ from fingerspell.hydra_cli import run_hydra
 
 log = logging.getLogger(__name__)
 COMMAND = "fingerspell-evaluate"
+
+
+def _names(cfg: DictConfig, key: str) -> tuple[str, ...]:
+    """A list of names from the config; `x=rotation` (no brackets) or null would read as letters or crash."""
+    value = OmegaConf.select(cfg, key)
+    if not OmegaConf.is_list(value) or not all(isinstance(v, str) for v in value):
+        shown = "null" if value is None else repr(value)
+        raise ValueError(f"{key}={shown} must be a list of names, e.g. '{key}=[rotation,blur]'")
+    return tuple(value)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
@@ -34,7 +43,7 @@ def _hydra_main(cfg: DictConfig) -> float:
                 throughput_batch=setting(cfg, "speed.throughput_batch", int),
                 throughput_runs=setting(cfg, "speed.throughput_runs", int),
                 robustness_seed=setting(cfg, "robustness.seed", int),
-                corruptions=tuple(cfg.robustness.corruptions),
+                corruptions=_names(cfg, "robustness.corruptions"),
             )
         )
     log.info("wrote %s: test accuracy %.2f%%", cfg.outputs.eval, report["test/acc"])

@@ -280,7 +280,14 @@ def test_threshold_outside_zero_one_is_refused(
     assert done.stdout == ""
     edge = run_cli(str(trained_onnx), str(root), "--threshold", "1", "--json", "--bootstrap", "50")
     assert edge.returncode == 0, edge.stderr
-    assert json.loads(edge.stdout)["at_threshold"]["threshold"] == 1.0
+    doc = json.loads(edge.stdout, parse_constant=_no_nan)  # strict JSON: browsers and jq refuse NaN
+    assert doc["at_threshold"]["threshold"] == 1.0
+    for point in doc["coverage_curve"]:  # nothing answered: no accuracy (null), not NaN
+        assert (point["coverage"] == 0) == (point["accuracy"] is None), point
+
+
+def _no_nan(name: str) -> None:
+    raise AssertionError(f"{name} in the JSON output")
 
 
 def test_mlflow_model_uris_evaluate_the_registered_model(

@@ -68,3 +68,37 @@ def test_evaluate_writes_every_report(trained_onnx: Path, processed_dir: Path, t
     assert set(robust["corruptions"]) == {"blur", "occlusion"}
     assert robust["corruptions"]["blur"]["3"] < robust["clean/acc"]
     assert settings.robustness_plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_failure_before_the_end_leaves_the_last_reports_whole(
+    trained_onnx: Path, processed_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every number is computed before any file is replaced: no new eval.json beside an old robustness.json."""
+    from fingerspell.evaluation import stage
+
+    settings = EvaluateSettings(
+        model=trained_onnx,
+        processed_dir=processed_dir,
+        eval_report=tmp_path / "eval.json",
+        predictions=tmp_path / "eval_predictions.csv",
+        robustness_report=tmp_path / "robustness.json",
+        robustness_plot=tmp_path / "robustness.png",
+        metrics=tmp_path / "eval_metrics.json",
+        latency_runs=5,
+        throughput_runs=1,
+        corruptions=("blur",),
+    )
+    old = {path: f"last run's {path.name}" for path in (settings.eval_report, settings.predictions)}
+    for path, text in old.items():
+        path.write_text(text)
+
+    def robustness_fails(*args: object, **kwargs: object) -> None:
+        raise MemoryError("out of memory in the robustness pass")
+
+    monkeypatch.setattr(stage, "robustness_report", robustness_fails)
+    with pytest.raises(MemoryError):
+        run_evaluate(settings)
+    assert {path: path.read_text() for path in old} == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval.json", "eval_predictions.csv"], (
+        "no temp files"
+    )

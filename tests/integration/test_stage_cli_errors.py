@@ -66,6 +66,19 @@ COMMANDS: dict[str, Callable[[], None]] = {
         ("fingerspell-preprocess", "data.custom=yes", "data.custom='yes' must be true or false"),
         ("fingerspell-evaluate", "batch_size=-1", "batch_size=-1 must be a whole number >= 1"),
         ("fingerspell-evaluate", "speed.latency_runs=0", "speed.latency_runs=0 must be a whole number >= 1"),
+        # once found only after the timing runs, with eval.json already rewritten
+        (
+            "fingerspell-evaluate",
+            "robustness.corruptions=[rotation,rotaton]",
+            "robustness.corruptions: unknown corruption 'rotaton'; choose from rotation, shift,",
+        ),
+        (
+            "fingerspell-evaluate",
+            "robustness.corruptions=rotation",
+            "robustness.corruptions='rotation' must be a list of names",
+        ),
+        ("fingerspell-evaluate", "robustness.corruptions=null", "robustness.corruptions=null must be a list"),
+        ("fingerspell-evaluate", "robustness.corruptions=[]", "robustness.corruptions is empty"),
     ],
 )
 def test_bad_override_is_one_line_exit_1_and_writes_nothing(

@@ -8,18 +8,21 @@ from typing import Any
 
 import numpy as np
 
+from fingerspell.atomic import atomic_write
+
 
 def write_predictions_csv(
     path: Path, labels: np.ndarray, predicted: np.ndarray, letters: Sequence[str]
 ) -> None:
     """`actual,predicted` letter per test image: what DVC's `confusion` template draws."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["actual", "predicted"])
-        writer.writerows((letters[a], letters[p]) for a, p in zip(labels, predicted, strict=True))
-    tmp.replace(path)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["actual", "predicted"])
+            writer.writerows((letters[a], letters[p]) for a, p in zip(labels, predicted, strict=True))
+
+    atomic_write(path, write)
 
 
 def plot_robustness(path: Path, report: dict[str, Any]) -> None:
@@ -40,8 +43,7 @@ def plot_robustness(path: Path, report: dict[str, Any]) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    finally:
+        plt.close(fig)

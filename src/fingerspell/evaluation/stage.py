@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from fingerspell.atomic import write_json
 from fingerspell.data.processed import load_meta, load_split
 from fingerspell.evaluation.corruptions import CORRUPTIONS
 from fingerspell.evaluation.metrics import classification_metrics
 from fingerspell.evaluation.plots import plot_robustness, write_predictions_csv
-from fingerspell.evaluation.reports import write_json
 from fingerspell.evaluation.robustness import robustness_report
 from fingerspell.evaluation.timing import latency_ms, throughput
 from fingerspell.inference.predictor import OnnxPredictor
@@ -47,6 +47,13 @@ class EvaluateSettings:
                 raise ValueError(f"{name}={value} must be a whole number >= 1")
         if self.threads is not None and self.threads < 0:
             raise ValueError(f"threads={self.threads} must be >= 1 (or 0/null for onnxruntime's default)")
+        # here, not when the robustness pass reaches a typo after minutes of timing runs
+        known = ", ".join(CORRUPTIONS)
+        if self.corruptions == ():
+            raise ValueError(f"robustness.corruptions is empty; list one or more of {known}")
+        for name in self.corruptions or ():
+            if name not in CORRUPTIONS:
+                raise ValueError(f"robustness.corruptions: unknown corruption {name!r}; choose from {known}")
 
 
 def run_evaluate(settings: EvaluateSettings) -> dict[str, Any]:
@@ -78,11 +85,12 @@ def run_evaluate(settings: EvaluateSettings) -> dict[str, Any]:
         "data_fingerprint": meta.get("fingerprint"),
         "threads": settings.threads,
     }
-    write_predictions_csv(settings.predictions, labels, predicted, predictor.letters)
-    write_json(settings.eval_report, report)
-
     names = settings.corruptions or tuple(CORRUPTIONS)
     robust = robustness_report(proba, images, labels, settings.robustness_seed, names)
+
+    # every number first, then the files: a failure above leaves the last run's reports whole
+    write_predictions_csv(settings.predictions, labels, predicted, predictor.letters)
+    write_json(settings.eval_report, report)
     write_json(settings.robustness_report, robust)
     plot_robustness(settings.robustness_plot, robust)
     if settings.metrics is not None:

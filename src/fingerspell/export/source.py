@@ -43,9 +43,14 @@ def read_train_run(path: Path | None) -> dict[str, Any]:
     if path is None or not Path(path).is_file():
         return {}
     try:
-        return dict(json.loads(Path(path).read_text()))
-    except json.JSONDecodeError as err:
+        record = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not valid JSON ({err}); rerun 'dvc repro train'") from err
+    if not isinstance(record, dict):
+        raise ValueError(
+            f"{path}: expected a JSON object, found {type(record).__name__}; rerun 'dvc repro train'"
+        )
+    return record
 
 
 def default_tracking_uri() -> str | None:

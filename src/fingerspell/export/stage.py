@@ -9,9 +9,8 @@ import numpy as np
 import onnx
 from torch import nn
 
-from fingerspell.atomic import temp_beside
+from fingerspell.atomic import temp_beside, write_json
 from fingerspell.data.processed import load_meta, load_split
-from fingerspell.evaluation.reports import write_json
 from fingerspell.evaluation.timing import throughput
 from fingerspell.export.calibration import CalibrationSettings, calibrate
 from fingerspell.export.metadata import build_metadata

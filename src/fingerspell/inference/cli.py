@@ -7,6 +7,7 @@ line on stderr, and the rest are still predicted. Exit 0: all inputs read; 1: so
 
 import argparse
 import csv
+import io
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -15,7 +16,7 @@ from typing import Any, TextIO
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fingerspell.cli_parser import OneLineParser
-from fingerspell.inference.images import CROPS, DEFAULT_CROP, DEFAULT_MAX_PIXELS, Crop
+from fingerspell.inference.images import CROPS, DEFAULT_CROP, DEFAULT_MAX_PIXELS, PILLOW_MAX_PIXELS, Crop
 from fingerspell.inference.predictor import ModelError, OnnxPredictor, Prediction
 from fingerspell.inference.sources import Item, expand
 
@@ -33,7 +34,7 @@ class PredictSettings(BaseModel):
     top_k: int = Field(3, ge=1)
     batch_size: int = Field(256, ge=1)
     threads: int | None = Field(None, ge=1)
-    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1)
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, le=PILLOW_MAX_PIXELS)
     output: str = Field("table", pattern="^(table|json|csv)$")
     crop: Crop = DEFAULT_CROP
     tta: bool = False
@@ -192,6 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = err.errors()[0]
         _stderr(f"{COMMAND}: error: --{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")
         return EXIT_USAGE
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # a file name that is not UTF-8 (or not ASCII, under an ASCII locale) prints escaped, not as a crash
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
         return run(settings, sys.stdout)
     except (ModelError, FileNotFoundError) as err:

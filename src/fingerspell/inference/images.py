@@ -4,6 +4,7 @@ Only numpy and Pillow: serving must not need torch.
 """
 
 import io
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +17,12 @@ Crop = Literal["center", "auto"]
 CROPS: tuple[Crop, ...] = ("center", "auto")  # centre square, or the hand finder's square
 DEFAULT_CROP: Crop = "auto"  # measured: +1.6 points on real photos, no loss on tight crops (README)
 DEFAULT_MAX_PIXELS = 40_000_000  # a 40 MP photo; anything larger is refused, not decoded
+# Pillow refuses images over twice this in `Image.open`, before our own check can run, so it is
+# the most `max_pixels` may allow (about 89 MP). Its warning above it is silenced: `max_pixels`
+# refuses such an image with one line of its own.
+PILLOW_MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")  # 16/32-bit integer and float grey
 MODEL_SIZE = 28
 # Test-time views (`--tta`): the crop at 0/5/10/15% margin around the hand instead of 15% alone,
 # each also mirrored; the model's probabilities are averaged over the 8. Chosen on the real-hands
@@ -45,10 +52,12 @@ def decode_image(
 ) -> Image.Image:
     """Decode image bytes (PNG, JPEG, BMP, WebP, GIF first frame, ...), honouring EXIF orientation.
 
-    JPEGs decode at reduced scale, in grey unless `colour` (the hand finder needs colour).
+    JPEGs decode at reduced scale, in grey unless `colour` (the hand finder needs colour). The
+    result is always 8-bit 'L' or 'RGB' (see `standard_mode`).
 
     Raises:
-        ImageError: empty, not an image, truncated, or over `max_pixels`.
+        ImageError: empty, not an image, truncated, over `max_pixels`, or a colour mode with no
+            conversion to RGB.
     """
     if not data:
         raise ImageError(f"{name}: empty file, expected an image")
@@ -65,7 +74,7 @@ def decode_image(
             # decode at reduced scale (luma only unless colour is needed): much faster
             img.draft("RGB" if colour else "L", (MODEL_SIZE * 8, MODEL_SIZE * 8))
         img.load()
-        return ImageOps.exif_transpose(img) or img
+        return standard_mode(ImageOps.exif_transpose(img) or img, name)
     except UnidentifiedImageError as err:
         raise ImageError(f"{name}: not an image Pillow can read (PNG, JPEG, BMP, WebP, GIF, ...)") from err
     except Image.DecompressionBombError as err:
@@ -76,13 +85,56 @@ def decode_image(
         raise ImageError(f"{name}: image data is truncated or corrupt ({err})") from err
 
 
+def _to_8bit(values: np.ndarray, mode: str) -> np.ndarray:
+    """16/32-bit or float grey levels -> uint8 0-255, by the range the values were stored in.
+
+    16-bit files span 0-65535; float files 0-1 (or 0-255); an 'I' image holding 8-bit values
+    (some TIFF writers) keeps them; anything else is stretched from its own min to max.
+    """
+    x = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = float(x.min()), float(x.max())
+    if mode.startswith("I;16"):
+        x = x / 257
+    elif mode == "F" and lo >= 0 and hi <= 1:
+        x = x * 255
+    elif lo >= 0 and hi <= 255:
+        pass
+    elif lo >= 0 and hi <= 65535:
+        x = x / 257
+    else:
+        x = (x - lo) / (hi - lo) * 255  # hi > lo here: a constant image falls in a branch above
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def standard_mode(img: Image.Image, name: str = "image") -> Image.Image:
+    """The image as 8-bit 'L' or 'RGB', transparent areas composited on white.
+
+    Why not Pillow's `convert` alone: it clips 16-bit and float grey to white or black, turns
+    transparent areas black (a colour-key PNG's too) and has no path from some modes (LAB or
+    'La' to grey), and phones, scanners and image tools send all of these.
+
+    Raises:
+        ImageError: a mode with no conversion to RGB.
+    """
+    if img.mode in HIGH_DEPTH_MODES:
+        return Image.fromarray(_to_8bit(np.asarray(img), img.mode), "L")
+    if img.mode in ("L", "RGB") and "transparency" not in img.info:
+        return img
+    try:
+        if img.has_transparency_data:
+            rgba = img.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            return Image.alpha_composite(white, rgba).convert("RGB")
+        return img.convert("L" if img.mode == "1" else "RGB")
+    except ValueError as err:
+        raise ImageError(
+            f"{name}: colour mode {img.mode} cannot be read; save it as an 8-bit grey or RGB PNG or JPEG"
+        ) from err
+
+
 def to_grey(img: Image.Image) -> Image.Image:
-    """Grey ('L'); transparent areas become white rather than black."""
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, rgba)
-    return img.convert("L")
+    """Grey ('L'), from any mode `standard_mode` reads; transparent areas become white, not black."""
+    return standard_mode(img).convert("L")
 
 
 def center_square(width: int, height: int) -> Box:

@@ -1,5 +1,6 @@
 """Where a model comes from: a path, or an MLflow model URI resolved only when one is given."""
 
+import os
 from pathlib import Path
 
 from fingerspell.inference.predictor import ModelError
@@ -22,8 +23,24 @@ def resolve_model_path(spec: str | Path) -> Path:
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from fingerspell.tracking.setup import tracking_uri
+
+    # the store training and export write to (the project's mlflow.db, found from any
+    # subfolder, or MLFLOW_TRACKING_URI), not MLflow's default of ./mlflow.db here
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise ModelError(
+            f"{spec}: no MLflow store at {uri.removeprefix('sqlite:///')}; run from the project "
+            "folder or set MLFLOW_TRACKING_URI"
+        )
     try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=str(spec)))
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=str(spec),
+                tracking_uri=uri,
+                registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or uri,
+            )
+        )
     except MlflowException as err:
         raise ModelError(f"{spec}: cannot resolve in MLflow ({str(err).splitlines()[0]})") from err
     if local.is_file() and local.suffix == ".onnx":

@@ -81,22 +81,50 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     return opts
 
 
-def _parse_metadata(raw: dict[str, str], n_outputs: int | None, name: str) -> ModelMetadata:
-    try:
-        letters = tuple(json.loads(raw[META_PREFIX + "letters"]))
-        spec = json.loads(raw.get(META_PREFIX + "input", "{}"))
-    except (KeyError, json.JSONDecodeError) as err:
+def _json_entry(raw: dict[str, str], key: str, name: str, default: str | None = None) -> Any:
+    text = raw.get(META_PREFIX + key, default)
+    if text is None:
         raise ModelError(
             f"{name}: no fingerspell metadata (class letters); export it with fingerspell-export"
-        ) from err
+        )
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ModelError(f"{name}: metadata {key} is not valid JSON; export the model again") from err
+
+
+def _number(raw: dict[str, str], key: str, name: str, low: float, high: float, closed: bool) -> float | None:
+    """An optional number in the metadata, checked: a wrong one would silently reorder or hide answers."""
+    value = raw.get(META_PREFIX + key)
+    if value in (None, "", "null"):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    inside = low <= number <= high if closed else low < number < high
+    if not inside:
+        where = f"in [{low:g}, {high:g}]" if closed else f"a finite number over {low:g}"
+        raise ModelError(f"{name}: metadata {key} is {value!r}, expected {where}; export the model again")
+    return number
+
+
+def _parse_metadata(raw: dict[str, str], n_outputs: int | None, name: str) -> ModelMetadata:
+    """The model's own contract, checked: a hand-edited or foreign file gets one line, not a crash."""
+    letters = _json_entry(raw, "letters", name)
+    if not (isinstance(letters, list) and letters and all(isinstance(x, str) and x for x in letters)):
+        raise ModelError(f"{name}: metadata letters must be a list of letter names; export the model again")
+    letters = tuple(letters)
     if n_outputs is not None and len(letters) != n_outputs:
         raise ModelError(
             f"{name}: metadata names {len(letters)} letters but the model has {n_outputs} outputs"
         )
-
-    def number(key: str) -> float | None:
-        value = raw.get(META_PREFIX + key)
-        return float(value) if value not in (None, "", "null") else None
+    spec = _json_entry(raw, "input", name, "{}")
+    shape = spec.get("shape", [None, 1, 28, 28]) if isinstance(spec, dict) else None
+    if not (isinstance(shape, list) and all(d is None or type(d) is int for d in shape)):
+        raise ModelError(
+            f"{name}: metadata input must be an object with a 'shape' list; export the model again"
+        )
 
     bias = None
     if raw.get(META_PREFIX + "class_bias"):
@@ -111,12 +139,12 @@ def _parse_metadata(raw: dict[str, str], n_outputs: int | None, name: str) -> Mo
 
     return ModelMetadata(
         letters=letters,
-        input_shape=tuple(spec.get("shape", [None, 1, 28, 28])),
+        input_shape=tuple(shape),
         run_id=raw.get(META_PREFIX + "run_id") or None,
         data_fingerprint=raw.get(META_PREFIX + "data_fingerprint") or None,
         version=raw.get(META_PREFIX + "version") or None,
-        temperature=number("temperature"),
-        unsure_threshold=number("unsure_threshold"),
+        temperature=_number(raw, "temperature", name, 0.0, float("inf"), closed=False),
+        unsure_threshold=_number(raw, "unsure_threshold", name, 0.0, 1.0, closed=True),
         class_bias=bias,
         raw=dict(raw),
     )

@@ -6,13 +6,13 @@ import math
 import sys
 from pathlib import Path
 
-from fingerspell.atomic import temp_beside
+from fingerspell.atomic import json_text, temp_beside, write_json
 from fingerspell.cli_parser import OneLineParser
 from fingerspell.inference.images import ImageError
 from fingerspell.inference.model_source import resolve_model_path
 from fingerspell.inference.predictor import ModelError, OnnxPredictor
 from fingerspell.photos.dataset import PhotoSetError, load_photo_set
-from fingerspell.photos.evaluate import READINGS, report, run_photos, write_json_atomic
+from fingerspell.photos.evaluate import READINGS, report, run_photos
 
 PROG = "fingerspell-evaluate-images"
 
@@ -124,9 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as err:  # the disk filled or the folder went away during the evaluation
             return fail(f"cannot write to --out {args.out}: {err.strerror or err}; nothing written", 1)
     if args.json:
-        import json
-
-        print(json.dumps(result, indent=2))  # noqa: T201
+        print(json_text(result), end="")  # noqa: T201
     else:
         print(format_table(result))  # noqa: T201
     for line in run.failed:
@@ -150,7 +148,7 @@ def write_outputs(result: dict, letters: tuple[str, ...], args: argparse.Namespa
 
     title = f"{args.source.name} ({args.reading})"
     steps = [
-        (args.out / "report.json", lambda path: write_json_atomic(result, path)),
+        (args.out / "report.json", lambda path: write_json(path, result)),
         (args.out / "confusion.png", lambda path: plot_confusion(result["confusion"], letters, title, path)),
         (
             args.out / "coverage.png",

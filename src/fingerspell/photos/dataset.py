@@ -8,7 +8,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+from fingerspell.inference.sources import IMAGE_SUFFIXES
+
 BOX_COLUMNS = ("box_cx", "box_cy", "box_w", "box_h")
 
 
@@ -79,14 +80,16 @@ def _is_image(path: Path) -> bool:
 
 def _from_folder(root: Path, letters: tuple[str, ...]) -> list[Photo]:
     photos = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+    # hidden folders and files (.ipynb_checkpoints, .DS_Store) are not photos, as for fingerspell-predict
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         letter = folder.name.upper()
         if letter not in letters:
             raise PhotoSetError(
                 f"{folder}: folder name {folder.name!r} is not one of the model's letters ({''.join(letters)})"
             )
         for path in sorted(folder.rglob("*")):
-            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not hidden:
                 photos.append(Photo(path=path, letter=letter, group=str(path.relative_to(root))))
     return photos
 
@@ -119,7 +122,11 @@ def _from_csv(path: Path, letters: tuple[str, ...], group_column: str | None) ->
             box = None
             if has_box and all(row[c] not in (None, "") for c in BOX_COLUMNS):
                 box = _box(row, f"{path}: line {line}")
-            group = row[group_column] if group_column else row["path"]
+            group = (row[group_column] or "").strip() if group_column else row["path"]
+            if not group:
+                raise PhotoSetError(
+                    f"{path}: line {line}: no {group_column} value to group by; fill it in, or leave out --group-column"
+                )
             photos.append(Photo(path=image, letter=letter, group=group, box=box))
     return photos
 

@@ -1,13 +1,10 @@
 """Run the predictor over a photo set in one reading (full frame, found hand, or hand box) and summarise."""
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fingerspell.atomic import temp_beside
 from fingerspell.inference.handfinder import square_around
 from fingerspell.inference.images import Crop, ImageError, read_image_file, to_model_input, to_model_views
 from fingerspell.inference.predictor import OnnxPredictor
@@ -79,13 +76,3 @@ def report(
     result = summarise(run.probs, run.labels, run.groups, letters, threshold, n_boot, seed)
     result["unreadable"] = run.failed
     return result
-
-
-def write_json_atomic(data: dict[str, Any], path: Path) -> None:
-    """Write JSON to a temp file beside `path`, then rename: never a half-written report."""
-    tmp = temp_beside(path)
-    try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from starlette.concurrency import run_in_threadpool
 
 import fingerspell
 from fingerspell.inference.predictor import OnnxPredictor
@@ -119,13 +120,16 @@ def create_app(predictor: OnnxPredictor, settings: ServeSettings | None = None) 
         openapi_extra=PREDICT_BODY,
     )
     async def predict(request: Request) -> Response:
-        # Inline on the event loop: decode + a 28x28 CNN take about a millisecond, less than
-        # a thread-pool hop costs. Query parsed here, not as a FastAPI dependency: a third
-        # of the framework time per request (profiled under benchmarks/serve_load.py).
+        # Decoding and the model run in the thread pool, not on the event loop: one request of
+        # 16 large photos takes seconds, and /health and other requests must still answer.
+        # Query parsed here, not as a FastAPI dependency: a third of the framework time per
+        # request (profiled under benchmarks/serve_load.py).
         options = read_options(request)
         items = await read_items(request, settings, options.crop, options.tta)
-        answers = predictor.predict_inputs(
-            [pixels for _, pixels in items], top_k=options.top_k or settings.default_top_k
+        answers = await run_in_threadpool(
+            predictor.predict_inputs,
+            [pixels for _, pixels in items],
+            top_k=options.top_k or settings.default_top_k,
         )
         body = PredictResponse(
             predictions=[

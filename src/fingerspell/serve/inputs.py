@@ -10,6 +10,7 @@ import io
 import numpy as np
 from PIL import Image
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.types import Message, Receive
@@ -78,6 +79,10 @@ def _check_count(count: int, settings: ServeSettings) -> None:
         )
 
 
+def _decode_all(files: list[tuple[str, bytes]], max_pixels: int, crop: Crop, tta: bool) -> list[Item]:
+    return [(name, image_bytes_to_input(data, name, max_pixels, crop, tta)) for name, data in files]
+
+
 async def _from_multipart(request: Request, settings: ServeSettings, crop: Crop, tta: bool) -> list[Item]:
     form = await request.form()
     try:
@@ -88,12 +93,9 @@ async def _from_multipart(request: Request, settings: ServeSettings, crop: Crop,
             )
         uploads = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
         _check_count(len(uploads), settings)
-        items = []
-        for index, upload in enumerate(uploads):
-            name = upload.filename or f"file[{index}]"
-            data = await upload.read()
-            items.append((name, image_bytes_to_input(data, name, settings.max_pixels, crop, tta)))
-        return items
+        files = [(upload.filename or f"file[{i}]", await upload.read()) for i, upload in enumerate(uploads)]
+        # off the event loop: a large photo takes seconds to decode, and /health must still answer
+        return await run_in_threadpool(_decode_all, files, settings.max_pixels, crop, tta)
     except ImageError as err:
         raise ApiError(422, str(err)) from err
     finally:

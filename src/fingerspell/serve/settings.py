@@ -2,7 +2,7 @@
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fingerspell.inference.images import DEFAULT_CROP, DEFAULT_MAX_PIXELS, Crop
+from fingerspell.inference.images import DEFAULT_CROP, DEFAULT_MAX_PIXELS, PILLOW_MAX_PIXELS, Crop
 
 
 class ServeSettings(BaseModel):
@@ -22,7 +22,7 @@ class ServeSettings(BaseModel):
 
     max_upload_bytes: int = Field(default=10_000_000, gt=0)
     max_images: int = Field(default=16, gt=0)
-    max_pixels: int = Field(default=DEFAULT_MAX_PIXELS, gt=0)
+    max_pixels: int = Field(default=DEFAULT_MAX_PIXELS, gt=0, le=PILLOW_MAX_PIXELS)
     default_top_k: int = Field(default=3, ge=1)
     crop: Crop = DEFAULT_CROP
     tta: bool = False

@@ -6,7 +6,6 @@ half a report for DVC or MLflow to pick up.
 
 import csv
 import io
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from fingerspell.atomic import atomic_write
+from fingerspell.atomic import write_json as atomic_json
 
 
 def write_text(path: Path, text: str) -> Path:
@@ -28,8 +28,8 @@ def write_text(path: Path, text: str) -> Path:
 
 
 def write_json(path: Path, data: Any) -> Path:
-    """Write sorted, indented JSON atomically."""
-    return write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    """Write sorted, indented, strict JSON atomically."""
+    return atomic_json(path, data, sort_keys=True)
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> Path:

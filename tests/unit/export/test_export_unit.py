@@ -87,3 +87,14 @@ def test_calibration_sample_is_seeded_and_bounded() -> None:
     assert len(calibration_sample(images, 500, seed=1)) == 50
     with pytest.raises(ValueError, match="calibration_samples"):
         calibration_sample(images, 0, seed=1)
+
+
+@pytest.mark.parametrize(("content", "found"), [("[1, 2]", "list"), ('"x"', "str"), ("3", "int")])
+def test_train_run_record_that_is_not_an_object_says_so(tmp_path: Path, content: str, found: str) -> None:
+    from fingerspell.export.source import read_train_run
+
+    path = tmp_path / "train_run.json"
+    path.write_text(content)
+    with pytest.raises(ValueError) as err:
+        read_train_run(path)
+    assert str(err.value) == f"{path}: expected a JSON object, found {found}; rerun 'dvc repro train'"

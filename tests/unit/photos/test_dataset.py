@@ -22,6 +22,16 @@ def test_image_folder_layout_reads_letters_from_folder_names(tmp_path):
     assert [(p.letter, p.path.name) for p in photos] == [("A", "one.png"), ("B", "two.png")]
 
 
+def test_hidden_folders_and_files_are_not_photos(tmp_path):
+    """Jupyter's .ipynb_checkpoints and macOS's ._ files sit in real folders; predict skips them too."""
+    write_png(tmp_path / "A" / "one.png")
+    write_png(tmp_path / ".ipynb_checkpoints" / "one.png")
+    write_png(tmp_path / "A" / "._one.png")
+    write_png(tmp_path / "A" / ".thumbs" / "one.png")
+    photos = load_photo_set(tmp_path, LETTERS)
+    assert [(p.letter, p.path.name) for p in photos] == [("A", "one.png")]
+
+
 def test_unknown_letter_folder_is_one_clear_error(tmp_path):
     write_png(tmp_path / "J" / "x.png")
     with pytest.raises(PhotoSetError, match=r"folder name 'J' is not one of the model's letters"):
@@ -46,6 +56,16 @@ def test_csv_with_boxes_and_groups(tmp_path):
     assert {p.group for p in photos} == {"p1"}
     assert photos[0].box == (0.5, 0.5, 0.2, 0.4)
     assert photos[1].box is None
+
+
+def test_empty_group_cell_names_its_line(tmp_path):
+    write_png(tmp_path / "img" / "a.png")
+    (tmp_path / "set.csv").write_text("path,letter,photo_id\nimg/a.png,A,p1\nimg/a.png,B\nimg/a.png,C, \n")
+    with pytest.raises(PhotoSetError) as err:
+        load_photo_set(tmp_path / "set.csv", LETTERS, group_column="photo_id")
+    assert str(err.value) == (
+        f"{tmp_path / 'set.csv'}: line 3: no photo_id value to group by; fill it in, or leave out --group-column"
+    )
 
 
 @pytest.mark.parametrize(
