@@ -156,28 +156,34 @@ def _quantize(settings: ExportSettings, fp32: OnnxPredictor, test: tuple[np.ndar
     train_images, _ = load_split(settings.processed_dir, "train")
     calib = calibration_sample(train_images, q.calibration_samples, q.seed)
     out = Path(settings.int8_output)
-    quantize_int8(Path(settings.output), out, calib, q.op_types, q.per_channel, q.reduce_range)
-    int8 = OnnxPredictor(out)
-    fp32_acc, int8_acc = _accuracy(fp32, *test), _accuracy(int8, *test)
-    drop = fp32_acc - int8_acc
-    kept = drop <= q.max_accuracy_drop
-    int8_speed, fp32_speed = _speed(int8, test[0], q.speed_runs), _speed(fp32, test[0], q.speed_runs)
-    result = {
-        "kept": kept,
-        "path": str(out),
-        "calibration_samples": len(calib),
-        "test_accuracy": round(int8_acc, 4),
-        "accuracy_drop_points": round(drop, 4),
-        "max_accuracy_drop_points": q.max_accuracy_drop,
-        "size_bytes": out.stat().st_size,
-        "fp32_size_bytes": Path(settings.output).stat().st_size,
-        "images_per_s_batch256": int8_speed,
-        "fp32_images_per_s_batch256": fp32_speed,
-        "speedup_vs_fp32": round(int8_speed / fp32_speed, 2),
-    }
-    if not kept:
-        out.unlink(missing_ok=True)
-        log.warning("int8 model dropped %.3f points (> %.3f): not kept", drop, q.max_accuracy_drop)
+    tmp = temp_beside(out, suffix=".onnx")  # checked before it takes the name: never an unchecked int8 file
+    try:
+        quantize_int8(Path(settings.output), tmp, calib, q.op_types, q.per_channel, q.reduce_range)
+        int8 = OnnxPredictor(tmp)
+        fp32_acc, int8_acc = _accuracy(fp32, *test), _accuracy(int8, *test)
+        drop = fp32_acc - int8_acc
+        kept = drop <= q.max_accuracy_drop
+        int8_speed, fp32_speed = _speed(int8, test[0], q.speed_runs), _speed(fp32, test[0], q.speed_runs)
+        result = {
+            "kept": kept,
+            "path": str(out),
+            "calibration_samples": len(calib),
+            "test_accuracy": round(int8_acc, 4),
+            "accuracy_drop_points": round(drop, 4),
+            "max_accuracy_drop_points": q.max_accuracy_drop,
+            "size_bytes": tmp.stat().st_size,
+            "fp32_size_bytes": Path(settings.output).stat().st_size,
+            "images_per_s_batch256": int8_speed,
+            "fp32_images_per_s_batch256": fp32_speed,
+            "speedup_vs_fp32": round(int8_speed / fp32_speed, 2),
+        }
+        if kept:
+            tmp.replace(out)
+        else:
+            out.unlink(missing_ok=True)  # the last run's int8 file would pass for this model's
+            log.warning("int8 model dropped %.3f points (> %.3f): not kept", drop, q.max_accuracy_drop)
+    finally:
+        tmp.unlink(missing_ok=True)
     return result
 
 

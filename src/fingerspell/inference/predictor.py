@@ -163,6 +163,8 @@ class OnnxPredictor:
         self, model: str | Path, threads: int | None = None, unsure_threshold: float | None = None
     ) -> None:
         path = Path(model)
+        if path.is_dir():
+            raise ModelError(f"{path}: is a folder; give the .onnx file in it (e.g. {path / 'model.onnx'})")
         if not path.is_file():
             raise ModelError(f"{path}: model not found; run 'dvc repro' (or fingerspell-export) to make it")
         try:

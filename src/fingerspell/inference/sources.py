@@ -5,6 +5,8 @@ others. CSV rows are checked here; images go through `inference.images`, the sam
 HTTP service uses.
 """
 
+import csv
+import io
 import string
 import sys
 from collections.abc import Iterator
@@ -65,11 +67,17 @@ def csv_items(text: str, name: str) -> Iterator[Item]:
 
     A wrong header is one error for the whole file; a bad row is an error for that row only.
     """
-    lines = text.splitlines()
-    if not lines or not lines[0].strip():
+    # the csv module, not split(","): pandas' QUOTE_ALL and spreadsheets quote the header cells
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    try:
+        first = next(reader, [])
+    except csv.Error as err:
+        yield Item(name, error=f"{name}: not a readable CSV ({err})")
+        return
+    if not any(cell.strip() for cell in first):
         yield Item(name, error=f"{name}: empty CSV, expected a 'label,pixel1,...,pixel784' header")
         return
-    header = [c.strip() for c in lines[0].lstrip("\ufeff").split(",")]
+    header = [c.strip() for c in first]
     labelled = header[:1] == ["label"]
     pixel_columns = header[1:] if labelled else header
     if pixel_columns != _PIXEL_HEADER:
@@ -80,12 +88,20 @@ def csv_items(text: str, name: str) -> Iterator[Item]:
         )
         return
     rows = 0
-    for number, line in enumerate(lines[1:], start=2):
-        if not line.strip():
+    while True:
+        try:
+            cells = next(reader, None)
+        except csv.Error as err:
+            yield Item(
+                f"{name}:{reader.line_num}", error=f"{name}:{reader.line_num}: not a readable CSV row ({err})"
+            )
+            return
+        if cells is None:
+            break
+        if not any(cell.strip() for cell in cells):
             continue
         rows += 1
-        row_name = f"{name}:{number}"
-        cells = line.split(",")
+        row_name = f"{name}:{reader.line_num}"
         try:
             values = np.array(cells, dtype=np.float64)
         except ValueError:

@@ -102,10 +102,11 @@ def create_app(predictor: OnnxPredictor, settings: ServeSettings | None = None) 
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready", summary="the model is loaded and answers", responses={503: {"model": ErrorBody}})
+    @app.get("/ready", summary="the model is loaded and answers")
     async def ready() -> Response:
-        if getattr(app.state, "predictor", None) is None:
-            return Response('{"status":503,"error":"not_ready","message":"model not loaded"}', 503)
+        # The app is built only once the model has loaded and answered the warm-up call above,
+        # so a process that answers at all is ready; with --workers, uvicorn starts serving a
+        # worker only after its app is built.
         return Response('{"status":"ready"}', media_type="application/json")
 
     @app.get("/metadata", summary="letters, input spec, run id, version and limits")

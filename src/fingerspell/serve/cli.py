@@ -179,6 +179,8 @@ def _config(args: argparse.Namespace) -> WorkerConfig:
         raise ValueError(f"--workers {args.workers}: must be at least 1")
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads {args.threads}: must be at least 1")
+    if not args.graceful_timeout >= 0:  # NaN too
+        raise ValueError(f"--graceful-timeout {args.graceful_timeout}: must be 0 or more seconds")
     path = resolve_model_path(args.model)
     optional = {"threads": args.threads} if args.threads is not None else {}
     return WorkerConfig(

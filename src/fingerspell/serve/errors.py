@@ -18,7 +18,6 @@ CODES = {
     415: "unsupported_media_type",
     422: "invalid_input",
     500: "internal_error",
-    503: "not_ready",
 }
 
 

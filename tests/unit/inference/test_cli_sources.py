@@ -51,6 +51,26 @@ def test_bad_rows_fail_alone() -> None:
     assert "10 values" in (items[3].error or "")
 
 
+def test_quoted_cells_as_pandas_quote_all_writes_them() -> None:
+    import csv
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    writer.writerow(HEADER.split(","))
+    writer.writerow(row(10, 200).split(","))
+    (item,) = csv_items(buf.getvalue(), "q.csv")
+    assert item.error is None, item.error
+    assert item.name == "q.csv:2"
+    assert item.expected == "K"
+    assert item.pixels is not None
+    assert float(item.pixels[0, 0]) == 200.0
+
+
+def test_row_names_count_physical_lines_past_blank_ones() -> None:
+    items = list(csv_items("\n".join([HEADER, "", row(0), "", row(1)]), "b.csv"))
+    assert [i.name for i in items] == ["b.csv:3", "b.csv:5"]
+
+
 def test_empty_and_header_only_csvs() -> None:
     assert "empty CSV" in (next(iter(csv_items("", "e.csv"))).error or "")
     assert "no rows" in (next(iter(csv_items(HEADER + "\n", "h.csv"))).error or "")

@@ -17,6 +17,13 @@ from fingerspell.serve import cli
         (["{tiny}", "--threads", "0"], "--threads 0: must be at least 1"),
         (["{tiny}", "--max-images", "0"], "--max-images: Input should be greater than 0"),
         (["{tiny}", "--unsure-threshold", "2"], "must be in [0, 1]"),
+        (["{tiny}", "--graceful-timeout", "-1"], "--graceful-timeout -1.0: must be 0 or more seconds"),
+        (["{tiny}", "--graceful-timeout", "nan"], "--graceful-timeout nan: must be 0 or more seconds"),
+        (
+            ["{tiny}", "--max-pixels", "100000000"],
+            "--max-pixels: Input should be less than or equal to 89478485",
+        ),
+        (["{folder}"], "is a folder; give the .onnx file in it"),
     ],
 )
 def test_user_faults_exit_1_with_one_line(
@@ -24,7 +31,7 @@ def test_user_faults_exit_1_with_one_line(
 ) -> None:
     not_onnx = tmp_path / "model.onnx"
     not_onnx.write_text("not a model")
-    paths = {"missing": tmp_path / "nope.onnx", "not_onnx": not_onnx, "tiny": tiny_onnx}
+    paths = {"missing": tmp_path / "nope.onnx", "not_onnx": not_onnx, "tiny": tiny_onnx, "folder": tmp_path}
     with pytest.raises(SystemExit) as exit_info:
         cli.main([a.format(**paths) for a in args])
     assert exit_info.value.code == 1
