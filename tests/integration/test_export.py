@@ -190,3 +190,46 @@ def test_default_source_logs_into_the_training_run_and_copies_its_alias(
     assert onnx_version.run_id == run.info.run_id
     reloaded = mlflow.onnx.load_model(logged["model_uri"])
     assert {p.key for p in reloaded.metadata_props} >= {"fingerspell.letters", "fingerspell.run_id"}
+
+
+@pytest.mark.parametrize("fault", ["drops accuracy", "crashes mid-check"])
+def test_an_int8_model_that_fails_never_takes_the_name(
+    exported_model: ExportedModel,
+    processed_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: str,
+) -> None:
+    """The last run's int8 file goes when this model's is not kept; a crash leaves no unchecked file."""
+    from fingerspell.export import stage
+    from fingerspell.export.stage import ExportSettings, QuantizeSettings
+
+    out = tmp_path / "model.int8.onnx"
+    out.write_bytes(b"last run's int8 model")
+    settings = ExportSettings(
+        source="unused",
+        processed_dir=processed_dir,
+        output=exported_model.onnx,
+        int8_output=out,
+        report=tmp_path / "export.json",
+        quantize=QuantizeSettings(calibration_samples=64, speed_runs=1, max_accuracy_drop=0.0),
+    )
+    test = load_split(processed_dir, "test")
+    fp32 = OnnxPredictor(exported_model.onnx)
+    if fault == "drops accuracy":
+        real_accuracy = stage._accuracy
+        monkeypatch.setattr(stage, "_accuracy", lambda p, *t: real_accuracy(p, *t) - (p is not fp32))
+        result = stage._quantize(settings, fp32, test)
+        assert result["kept"] is False
+        assert result["accuracy_drop_points"] == pytest.approx(1.0, abs=0.2)
+    else:
+
+        def crash(*args: object) -> float:
+            raise MemoryError("out of memory")
+
+        monkeypatch.setattr(stage, "_accuracy", crash)
+        with pytest.raises(MemoryError):
+            stage._quantize(settings, fp32, (test[0][:256], test[1][:256]))
+        assert out.read_bytes() == b"last run's int8 model", "a crash changes nothing"
+        out.unlink()
+    assert list(tmp_path.iterdir()) == [], "no int8 file under its name, no temp file beside it"
