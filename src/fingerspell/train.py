@@ -11,6 +11,7 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 from rich.syntax import Syntax
 from rich.tree import Tree
@@ -190,7 +191,7 @@ def one_line_errors() -> Iterator[None]:
 
     Used inside the task function too: Hydra would otherwise add its own "Error executing job" line.
     """
-    with hydra_errors(COMMAND, also=(TrackingError,)):
+    with hydra_errors(COMMAND, also=(TrackingError, MisconfigurationException)):
         yield
 
 
@@ -198,7 +199,7 @@ def main() -> None:
     """Console entry point of `fingerspell-train`: exit 1 when any job of a sweep failed."""
     refused_jobs.clear()
     try:
-        run_hydra(COMMAND, _hydra_main, also=(TrackingError,))
+        run_hydra(COMMAND, _hydra_main, also=(TrackingError, MisconfigurationException))
     finally:
         end_interrupted_sweep()
     if refused_jobs:  # filled from the jobs' markers by the RefusedJobsCallback

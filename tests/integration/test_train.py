@@ -157,3 +157,18 @@ def test_every_experiment_runs_with_fast_dev_run(
     metrics = train(cfg)
     assert 0 <= metrics["test/acc"] <= 1
     assert (tmp_path / "reports" / "confusion_matrix.png").is_file()
+
+
+def test_callbacks_none_trains_with_lightnings_own_checkpoint(tiny_processed: Path, tmp_path: Path) -> None:
+    """`callbacks=none` (a README option) keeps Lightning's default checkpoint, which ranks nothing:
+    no best val/loss to report, and no crash looking for one."""
+    from tests.fixtures.train import SHRINK
+
+    shrink = [o for o in SHRINK if not o.startswith(("callbacks.", "logger."))]  # none left to tune
+    cfg = compose_train([*shrink, "callbacks=none", "logger=none", *tmp_paths(tmp_path, tiny_processed)])
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    metrics = train(cfg)
+    assert "val/loss_best" not in metrics
+    assert 0 <= metrics["test/acc"] <= 1

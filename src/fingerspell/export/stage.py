@@ -213,7 +213,11 @@ def run_export(settings: ExportSettings) -> dict[str, Any]:
     return report
 
 
-def headline_metrics(report: dict[str, Any]) -> dict[str, float]:
+def _percent(fraction: float | None) -> float | None:
+    return None if fraction is None else round(100 * fraction, 2)
+
+
+def headline_metrics(report: dict[str, Any]) -> dict[str, float | None]:
     """The numbers DVC compares across experiments (`reports/export_metrics.json`).
 
     The full report also holds paths, the ONNX metadata and run ids, which made `dvc metrics
@@ -229,9 +233,10 @@ def headline_metrics(report: dict[str, Any]) -> dict[str, float]:
         test = calibration["test"]
         metrics |= {  # percent, like the accuracies beside them (the report keeps fractions)
             "unsure_threshold": calibration["unsure_threshold"],
-            "test_answered": round(100 * test["coverage_at_threshold"], 2),
-            "test_answered_acc": round(100 * test["accuracy_at_threshold"], 2),
-            "test_ece": round(100 * test["ece_after"], 2),
+            "test_answered": _percent(test["coverage_at_threshold"]),
+            # None (null) when the threshold leaves nothing answered: a weak or 1-epoch model
+            "test_answered_acc": _percent(test["accuracy_at_threshold"]),
+            "test_ece": _percent(test["ece_after"]),
         }
     int8 = report["int8"]
     if int8.get("kept"):

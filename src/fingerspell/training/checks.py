@@ -1,5 +1,6 @@
 """Config checks that run before any training: a bad value fails in one line, not an epoch later."""
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,9 @@ def check_config(cfg: DictConfig) -> None:
     decay = _number(cfg, "optimizer.weight_decay")
     if decay is not None and decay < 0:
         raise ValueError(f"optimizer.weight_decay={decay:g} must be >= 0")
+    seed = _get(cfg, "seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed={seed!r} must be a whole number >= 0")
     threads = _get(cfg, "threads")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads={threads!r} must be a positive integer or null")
@@ -77,6 +81,12 @@ def check_data(cfg: DictConfig) -> dict[str, Any]:
                 f"{data_dir} was split with {key}={actual}, the config asks for {wanted}; "
                 f"run 'dvc repro preprocess' (or 'dvc exp run -S data.{key}={wanted}')"
             )
+    classes = _get(cfg, "model.num_classes")
+    if classes is not None and classes != meta.get("num_classes", classes):
+        raise ValueError(
+            f"model.num_classes={classes!r} does not match the data's {meta['num_classes']} letters; "
+            "leave it out (it follows the data)"
+        )
     return meta
 
 
@@ -91,4 +101,9 @@ def resolve_ckpt_path(ckpt_path: str | None, checkpoints_dir: Path) -> str | Non
     path = checkpoints_dir / "last.ckpt" if ckpt_path == "last" else Path(str(ckpt_path))
     if not path.is_file():
         raise FileNotFoundError(f"ckpt_path={ckpt_path}: {path} not found; train without ckpt_path first")
+    if not zipfile.is_zipfile(path):  # torch saves zip archives; Lightning's unpickler error is a page long
+        raise ValueError(
+            f"ckpt_path={ckpt_path}: {path} is not a checkpoint written by fingerspell-train "
+            "(another kind of file, or a damaged one)"
+        )
     return str(path)

@@ -60,8 +60,11 @@ def fit_and_test(
         metrics["time/fit_s"] = time.perf_counter() - start
         metrics["epochs"] = float(trainer.current_epoch)
     best = _best_checkpoint(trainer)
-    if best is not None:
-        metrics["val/loss_best"] = float(trainer.checkpoint_callback.best_model_score)  # type: ignore[union-attr]
+    score = getattr(trainer.checkpoint_callback, "best_model_score", None)
+    if (
+        best is not None and score is not None
+    ):  # None: Lightning's own checkpoint (`callbacks=none`) ranks nothing
+        metrics["val/loss_best"] = float(score)
     if cfg.get("test"):
         test_ckpt = str(best) if best is not None else (None if cfg.get("train") else ckpt_path)
         # loads the best weights into `module`, so the reports and the logged model are the best ones

@@ -98,3 +98,23 @@ def test_train_run_record_that_is_not_an_object_says_so(tmp_path: Path, content:
     with pytest.raises(ValueError) as err:
         read_train_run(path)
     assert str(err.value) == f"{path}: expected a JSON object, found {found}; rerun 'dvc repro train'"
+
+
+def test_headline_metrics_of_a_threshold_that_answers_nothing() -> None:
+    """A weak (1-epoch) model's fitted threshold can leave nothing answered: null, not a crash."""
+    from fingerspell.export.stage import headline_metrics
+
+    report = {
+        "test_accuracy": 11.2,
+        "parity": {"max_abs_prob_diff": 1e-6},
+        "size_bytes": 1_060_000,
+        "calibration": {
+            "unsure_threshold": 0.99,
+            "test": {"coverage_at_threshold": 0.0, "accuracy_at_threshold": None, "ece_after": 0.0312},
+        },
+        "int8": {"kept": False},
+    }
+    metrics = headline_metrics(report)
+    assert metrics["test_answered"] == 0.0
+    assert metrics["test_answered_acc"] is None
+    assert metrics["test_ece"] == 3.12
