@@ -33,14 +33,12 @@ def resolve_model_path(spec: str | Path) -> Path:
             f"{spec}: no MLflow store at {uri.removeprefix('sqlite:///')}; run from the project "
             "folder or set MLFLOW_TRACKING_URI"
         )
+    # set for the process, not only passed: MLflow resolves a registered version's own source
+    # (`models:/m-...` since MLflow 3) through its global URIs
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
     try:
-        local = Path(
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=str(spec),
-                tracking_uri=uri,
-                registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or uri,
-            )
-        )
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=str(spec)))
     except MlflowException as err:
         raise ModelError(f"{spec}: cannot resolve in MLflow ({str(err).splitlines()[0]})") from err
     if local.is_file() and local.suffix == ".onnx":

@@ -7,33 +7,37 @@ import pytest
 
 from fingerspell.inference.model_source import resolve_model_path
 from fingerspell.inference.predictor import ModelError
+from fingerspell.tracking.onnx_logging import log_onnx_model
 
 
 @pytest.fixture
 def project(tmp_path: Path, tiny_onnx: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
-    """A project folder (dvc.yaml, mlflow.db) with one run that logged the model under onnx/."""
+    """A project folder (dvc.yaml, mlflow.db) with one run that logged and registered the model, as export does."""
     root = tmp_path / "project"
     root.mkdir()
     (root / "dvc.yaml").write_text("stages: {}\n")
     monkeypatch.chdir(root)
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
     with mlflow.start_run() as run:
-        mlflow.log_artifact(str(tiny_onnx), "onnx")
+        pass
+    log_onnx_model(tiny_onnx, run.info.run_id, f"sqlite:///{root / 'mlflow.db'}", "tiny-onnx", ("champion",))
     mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+    mlflow.set_registry_uri(None)  # type: ignore[arg-type]
     monkeypatch.delenv(
         "MLFLOW_TRACKING_URI", raising=False
     )  # as a user's shell: no variable, the project's store
     return root, run.info.run_id
 
 
-def test_a_run_uri_resolves_from_a_subfolder_of_the_project(
-    project: tuple[Path, str], tiny_onnx: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("uri", ["runs:/{run_id}/onnx", "models:/tiny-onnx@champion", "models:/tiny-onnx/1"])
+def test_model_uris_resolve_from_a_subfolder_of_the_project(
+    project: tuple[Path, str], tiny_onnx: Path, monkeypatch: pytest.MonkeyPatch, uri: str
 ) -> None:
     root, run_id = project
     (root / "docs").mkdir()
     monkeypatch.chdir(root / "docs")
-    local = resolve_model_path(f"runs:/{run_id}/onnx")
-    assert local.name == tiny_onnx.name
+    local = resolve_model_path(uri.format(run_id=run_id))
+    assert local.suffix == ".onnx"
     assert local.read_bytes() == tiny_onnx.read_bytes()
     assert not (root / "docs" / "mlflow.db").exists(), "MLflow's default ./mlflow.db was not used"
 
