@@ -38,6 +38,8 @@ params:  ## rewrite params.yaml from conf/ (what `dvc exp run` does before each 
 	compose_and_dump("params.yaml", str(Path("conf").resolve()), None, "train", ".", [])'
 
 mirror:  ## point the data import at a mirror: make mirror MIRROR=/path/or/url/to/sign-language-mnist.zip
+	@case "$(MIRROR)" in *://*) ;; *) test -e "$(MIRROR)" || { \
+	  echo "make mirror: $(MIRROR): no such file; give the path or URL of sign-language-mnist.zip" >&2; exit 1; } ;; esac
 	dvc remote modify --local upstream url "$(MIRROR)"
 	@echo "upstream -> $(MIRROR) (in .dvc/config.local); run 'dvc repro'"
 

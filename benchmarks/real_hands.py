@@ -23,6 +23,8 @@ from fingerspell.photos.evaluate import READINGS, model_inputs, report, run_phot
 from fingerspell.photos.plots import plot_confusion, plot_coverage
 
 REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = REPO / "models" / "model.onnx"
+DEFAULT_DEV_SET = REPO.parent / "shared" / "data" / "real-hands"
 
 
 def dump_inputs(photos: list, letters: list[str], out: Path) -> int:
@@ -42,8 +44,8 @@ def dump_inputs(photos: list, letters: list[str], out: Path) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=REPO / "models" / "model.onnx")
-    parser.add_argument("--dev-set", type=Path, default=REPO.parent / "shared" / "data" / "real-hands")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--dev-set", type=Path, default=DEFAULT_DEV_SET)
     parser.add_argument("--out", type=Path, default=REPO / "reports")
     parser.add_argument("--bootstrap", type=int, default=2000)
     parser.add_argument(
@@ -51,7 +53,12 @@ def main() -> int:
     )
     args = parser.parse_args()
     labels_csv = args.dev_set / "labels.csv"
-    if not args.model.is_file() or not labels_csv.is_file():
+    missing = [path for path in (args.model, labels_csv) if not path.is_file()]
+    named = [path for path in missing if path not in (DEFAULT_MODEL, DEFAULT_DEV_SET / "labels.csv")]
+    if named:  # a path the user gave: a typo, not a machine without the data
+        print(f"real_hands: error: {named[0]} not found", file=sys.stderr)
+        return 1
+    if missing:  # `make bench` before `dvc repro`, or a machine without ../shared
         print(f"real_hands: skipped (need {args.model} and {labels_csv}; run dvc repro first)")
         return 0
     predictor = OnnxPredictor(args.model)

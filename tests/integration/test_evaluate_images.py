@@ -62,6 +62,24 @@ def test_folder_accuracy_is_exactly_what_was_written(
         assert (out / plot).stat().st_size > 1000
 
 
+def test_unreadable_images_are_skipped_named_and_make_the_exit_1(
+    trained_onnx: Path, half_right: tuple[Path, Path, int], tmp_path: Path
+) -> None:
+    root, _, n = half_right
+    letter = next(p.name for p in sorted(root.iterdir()))
+    broken = root / letter / "notes.png"
+    broken.write_text("not an image")
+    done = run_cli(str(trained_onnx), str(root), "--json", "--out", str(tmp_path / "report"))
+    assert done.returncode == 1, "a script must not take a report of part of the set for the whole"
+    result = json.loads(done.stdout)
+    assert result["n_images"] == 2 * n, "the readable images are still evaluated"
+    assert result["top1"] == pytest.approx(0.5)
+    assert len(result["unreadable"]) == 1
+    assert done.stderr.splitlines() == [f"fingerspell-evaluate-images: skipped: {result['unreadable'][0]}"]
+    assert str(broken) in done.stderr
+    assert (tmp_path / "report" / "report.json").is_file()
+
+
 def test_csv_groups_versions_of_one_photo(trained_onnx: Path, half_right: tuple[Path, Path, int]) -> None:
     _, csv, n = half_right
     done = run_cli(str(trained_onnx), str(csv), "--group-column", "photo_id", "--json", "--bootstrap", "500")

@@ -197,6 +197,7 @@ def test_stdin(trained_onnx: Path, known_samples: list[KnownSample], tmp_path: P
         (["--crop", "middle"], "choose from 'center', 'auto'"),
         (["--unsure-threshold", "1.5"], "--unsure-threshold: Input should be less than or equal to 1"),
         (["--unsure-threshold", "-0.1"], "--unsure-threshold: Input should be greater than or equal to 0"),
+        (["--unsure-threshold", "nan"], "--unsure-threshold: Input should be a finite number"),
     ],
 )
 def test_usage_errors_exit_2(trained_onnx: Path, tmp_path: Path, args: list[str], message: str) -> None:

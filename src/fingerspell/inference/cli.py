@@ -38,7 +38,7 @@ class PredictSettings(BaseModel):
     output: str = Field("table", pattern="^(table|json|csv)$")
     crop: Crop = DEFAULT_CROP
     tta: bool = False
-    unsure_threshold: float | None = Field(None, ge=0, le=1)
+    unsure_threshold: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -98,7 +98,7 @@ def create_app(predictor: OnnxPredictor, settings: ServeSettings | None = None) 
     predictor.predict(np.zeros((1, 28, 28), np.float32))  # warm up: the first request is not slow
     metadata = _metadata(predictor, settings)
 
-    @app.get("/health", summary="the process is alive")
+    @app.api_route("/health", methods=["GET", "HEAD"], summary="the process is alive")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 

@@ -6,6 +6,7 @@ what `fingerspell-predict` sees.
 
 import base64
 import io
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -15,7 +16,14 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.types import Message, Receive
 
-from fingerspell.inference.images import Crop, ImageError, array_to_input, image_bytes_to_input, main_view
+from fingerspell.inference.images import (
+    MODEL_SIZE,
+    Crop,
+    ImageError,
+    array_to_input,
+    image_bytes_to_input,
+    main_view,
+)
 from fingerspell.serve.errors import ApiError, first_line, simplify
 from fingerspell.serve.schemas import ArrayRequest, PredictOptions
 from fingerspell.serve.settings import ServeSettings
@@ -115,6 +123,14 @@ def _only_numbers(values: object, name: str) -> object:
     return values
 
 
+def _one_unwrapped_image(images: list[Any]) -> bool:
+    """28 rows of 28 numbers: one image sent as `images` itself (a 413 "28 images" would mislead)."""
+    return len(images) == MODEL_SIZE and all(
+        isinstance(row, list) and len(row) == MODEL_SIZE and all(not isinstance(v, list) for v in row)
+        for row in images
+    )
+
+
 async def _from_json(request: Request, settings: ServeSettings) -> list[Item]:
     body = await request.body()
     try:
@@ -124,6 +140,11 @@ async def _from_json(request: Request, settings: ServeSettings) -> list[Item]:
         if any(e["type"] == "json_invalid" for e in errors):
             raise ApiError(400, f"request body is not valid JSON ({errors[0]['msg']})") from err
         raise ApiError(422, first_line(errors), errors) from err
+    if _one_unwrapped_image(parsed.images):
+        raise ApiError(
+            422,
+            'images holds one 28x28 array itself, not a list of them; wrap it: {"images": [[[...], ...]]}',
+        )
     _check_count(len(parsed.images), settings)
     try:
         return [

@@ -50,6 +50,7 @@ def assert_error(response, status: int) -> dict:  # type: ignore[no-untyped-def]
 
 def test_health_ready_metadata(client: TestClient, predictor: OnnxPredictor) -> None:
     assert client.get("/health").json() == {"status": "ok"}
+    assert client.head("/health").status_code == 200, "probes that send HEAD get a 200, not a 405"
     assert client.get("/ready").json() == {"status": "ready"}
     meta = client.get("/metadata").json()
     assert meta["letters"] == list(predictor.letters)
@@ -162,6 +163,8 @@ def big_png() -> bytes:
             "JSON",
         ),
         ({"json": [1, 2]}, 422, "invalid_input", "request"),
+        # one image without the outer list: 28 "images" of 28 values, once a 413 "over the limit"
+        ({"json": {"images": [[0] * 28] * 28}}, 422, "invalid_input", "wrap it"),
     ],
 )
 def test_client_faults_are_json_4xx(
