@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from hydra.errors import HydraException
+from hydra.errors import HydraException, InstantiationException
 
 from fingerspell.cli_errors import fail, user_errors
 
@@ -22,6 +22,10 @@ def one_line(err: BaseException, command: str) -> str:
     An override of a key that does not exist is most often a typo, so it says so, rather than
     Hydra's hint to append the key with `+`.
     """
+    cause = err.__cause__
+    if isinstance(err, InstantiationException) and isinstance(cause, ValueError) and str(cause).strip():
+        # Hydra wraps a config class's own refusal in "Error in call to target ...; full_key: ..."
+        return str(cause).strip().splitlines()[0]
     unknown = re.match(r"Could not override '([^']+)'", str(err))
     if unknown and "not in struct" in str(err.__cause__):
         key = unknown.group(1)

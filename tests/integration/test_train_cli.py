@@ -49,6 +49,7 @@ def free_port() -> int:
         (["model.num_classes=10"], "model.num_classes=10 does not match the data's 24 letters"),
         ([f"ckpt_path={REPO / 'README.md'}"], "README.md is not a checkpoint written by fingerspell-train"),
         (["+trainer.limit_val_batches=0.01"], "limit_val_batches"),
+        (["augment=real", "augment.p=2"], "error: augment.p is out of range: 2"),  # not Hydra's wrapper
     ],
     ids=[
         "unknown-group",
@@ -62,6 +63,7 @@ def free_port() -> int:
         "num-classes",
         "not-a-checkpoint",
         "lightning-refusal",
+        "augment-value",
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(
