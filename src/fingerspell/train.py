@@ -31,7 +31,7 @@ from fingerspell.training.build import (
     job_paths,
 )
 from fingerspell.training.callbacks import RunRecord
-from fingerspell.training.checks import check_config, check_data, resolve_ckpt_path
+from fingerspell.training.checks import check_config, check_data, check_resume, resolve_ckpt_path
 from fingerspell.training.job import JobResult, fit_and_test
 from fingerspell.training.refused import mark_refused, refused_jobs
 from fingerspell.training.reports import write_json
@@ -56,6 +56,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     meta = check_data(cfg)
     paths = job_paths(cfg)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), paths.checkpoints)
+    check_resume(ckpt_path, cfg)
     threads = configure_threads(cfg)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     log.info(

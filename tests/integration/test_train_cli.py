@@ -135,6 +135,14 @@ def test_killed_run_resumes_from_last_and_continues_the_same_mlflow_run(
     (killed,) = all_runs(uri)
     assert killed.info.status == "RUNNING"  # SIGKILL: nobody could end it
 
+    longer = run_cli([*args, "ckpt_path=last", "trainer.max_epochs=5"], tmp_path, MLFLOW_TRACKING_URI=uri)
+    assert longer.returncode == 1
+    assert longer.stderr.strip().splitlines() == [
+        "fingerspell-train: error: ckpt_path=last resumes a run of trainer.max_epochs=4, this config asks"
+        " for 5; resume with trainer.max_epochs=4, or train anew without ckpt_path"
+    ]
+    assert all_runs(uri)[0].info.status == "RUNNING", "refused before the run it would continue is touched"
+
     resumed = run_cli([*args, "ckpt_path=last"], tmp_path, MLFLOW_TRACKING_URI=uri)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Restoring states from the checkpoint path" in resumed.stderr + resumed.stdout

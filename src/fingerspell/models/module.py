@@ -42,6 +42,9 @@ class Normalized(nn.Module):
         return self.net((x - self.mean) / self.std)
 
 
+MAX_EPOCHS_KEY = "fingerspell_max_epochs"
+
+
 class FingerspellModule(L.LightningModule):
     """Trains `net` with cross-entropy; logs `stage/name` metrics; rebuilds from its checkpoint alone.
 
@@ -188,6 +191,8 @@ class FingerspellModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["history"] = list(self.history)
+        # the schedule's length: `ckpt_path=last` must resume with the same (training.checks)
+        checkpoint[MAX_EPOCHS_KEY] = self.trainer.max_epochs
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.history = list(checkpoint.get("history", []))

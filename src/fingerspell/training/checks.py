@@ -107,3 +107,24 @@ def resolve_ckpt_path(ckpt_path: str | None, checkpoints_dir: Path) -> str | Non
             "(another kind of file, or a damaged one)"
         )
     return str(path)
+
+
+def check_resume(ckpt_path: str | None, cfg: DictConfig) -> None:
+    """A resumed run keeps its schedule: the one-cycle and cosine schedules are sized for it.
+
+    Resuming with another `trainer.max_epochs` fails steps past the old end ("Tried to step 11
+    times"), after the finished run it continues has been marked FAILED.
+    """
+    if not ckpt_path:
+        return
+    import torch
+
+    from fingerspell.models.module import MAX_EPOCHS_KEY
+
+    saved = torch.load(ckpt_path, map_location="cpu", weights_only=False).get(MAX_EPOCHS_KEY)
+    wanted = _get(cfg, "trainer.max_epochs")
+    if saved is not None and wanted is not None and saved != wanted:
+        raise ValueError(
+            f"ckpt_path={cfg.get('ckpt_path')} resumes a run of trainer.max_epochs={saved}, this config "
+            f"asks for {wanted}; resume with trainer.max_epochs={saved}, or train anew without ckpt_path"
+        )
