@@ -50,6 +50,7 @@ def free_port() -> int:
         ([f"ckpt_path={REPO / 'README.md'}"], "README.md is not a checkpoint written by fingerspell-train"),
         (["+trainer.limit_val_batches=0.01"], "limit_val_batches"),
         (["augment=real", "augment.p=2"], "error: augment.p is out of range: 2"),  # not Hydra's wrapper
+        (["logger.mlflow.promote=maybe"], "logger.mlflow.promote='maybe' must be true or false"),
     ],
     ids=[
         "unknown-group",
@@ -64,6 +65,7 @@ def free_port() -> int:
         "not-a-checkpoint",
         "lightning-refusal",
         "augment-value",
+        "promote-flag",
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(

@@ -56,6 +56,10 @@ def check_config(cfg: DictConfig) -> None:
     decay = _number(cfg, "optimizer.weight_decay")
     if decay is not None and decay < 0:
         raise ValueError(f"optimizer.weight_decay={decay:g} must be >= 0")
+    for key in ("log_system_metrics", "log_model", "log_checkpoint", "promote"):
+        flag = _get(cfg, f"logger.mlflow.{key}")
+        if flag is not None and not isinstance(flag, bool):  # bool("maybe") would be quietly true
+            raise ValueError(f"logger.mlflow.{key}={flag!r} must be true or false")
     seed = _get(cfg, "seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ValueError(f"seed={seed!r} must be a whole number >= 0")
