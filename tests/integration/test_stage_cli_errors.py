@@ -64,6 +64,7 @@ COMMANDS: dict[str, Callable[[], None]] = {
         ("fingerspell-evaluate", "batch_size=abc", "batch_size='abc' must be a whole number"),
         ("fingerspell-preprocess", "data.val_fraction=abc", "data.val_fraction='abc' must be a number"),
         ("fingerspell-preprocess", "data.custom=yes", "data.custom='yes' must be true or false"),
+        ("fingerspell-preprocess", "data.split_seed=-1", "data.split_seed=-1 must be a whole number >= 0"),
         ("fingerspell-evaluate", "batch_size=-1", "batch_size=-1 must be a whole number >= 1"),
         ("fingerspell-evaluate", "speed.latency_runs=0", "speed.latency_runs=0 must be a whole number >= 1"),
         # once found only after the timing runs, with eval.json already rewritten

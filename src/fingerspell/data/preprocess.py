@@ -42,6 +42,8 @@ def preprocess(
     """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"data.val_fraction={val_fraction} must be between 0 and 1 (exclusive), e.g. 0.1")
+    if split_seed < 0:  # numpy's "expected non-negative integer" names no key
+        raise ValueError(f"data.split_seed={split_seed} must be a whole number >= 0")
     if not custom and not expected_fingerprint:
         raise ValueError("data.fingerprint is empty; pin it, or set data.custom=true for a custom data set")
     start = time.perf_counter()
