@@ -11,6 +11,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import torch
 from mlflow import MlflowClient
 
 from fingerspell.train import main
@@ -51,6 +52,11 @@ def free_port() -> int:
         (["+trainer.limit_val_batches=0.01"], "limit_val_batches"),
         (["augment=real", "augment.p=2"], "error: augment.p is out of range: 2"),  # not Hydra's wrapper
         (["logger.mlflow.promote=maybe"], "logger.mlflow.promote='maybe' must be true or false"),
+        pytest.param(
+            ["trainer=gpu"],
+            "trainer=gpu needs a CUDA GPU and this machine has none; use trainer=cpu",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU"),
+        ),
     ],
     ids=[
         "unknown-group",
@@ -66,6 +72,7 @@ def free_port() -> int:
         "lightning-refusal",
         "augment-value",
         "promote-flag",
+        "gpu-without-one",
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(

@@ -66,6 +66,11 @@ def check_config(cfg: DictConfig) -> None:
     threads = _get(cfg, "threads")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads={threads!r} must be a positive integer or null")
+    if _get(cfg, "trainer.accelerator") in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():  # Lightning says so only after the MLflow run has started
+            raise ValueError("trainer=gpu needs a CUDA GPU and this machine has none; use trainer=cpu")
     if not cfg.get("train") and not cfg.get("test"):
         raise ValueError("train=false and test=false: nothing to do")
 
