@@ -3,6 +3,7 @@
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,15 +15,25 @@ from fingerspell.inference.predictor import OnnxPredictor
 pytestmark = pytest.mark.slow
 
 
-def test_evaluate_writes_every_report(trained_onnx: Path, processed_dir: Path, tmp_path: Path) -> None:
-    settings = EvaluateSettings(
-        model=trained_onnx,
+def evaluate_settings(model: Path, processed_dir: Path, out: Path, **speed: Any) -> EvaluateSettings:
+    """Every report under `out`; `speed` sets the (shortened) timing runs and the corruptions."""
+    return EvaluateSettings(
+        model=model,
         processed_dir=processed_dir,
-        eval_report=tmp_path / "eval.json",
-        predictions=tmp_path / "eval_predictions.csv",
-        robustness_report=tmp_path / "robustness.json",
-        robustness_plot=tmp_path / "robustness.png",
-        metrics=tmp_path / "eval_metrics.json",
+        eval_report=out / "eval.json",
+        predictions=out / "eval_predictions.csv",
+        robustness_report=out / "robustness.json",
+        robustness_plot=out / "robustness.png",
+        metrics=out / "eval_metrics.json",
+        **speed,
+    )
+
+
+def test_evaluate_writes_every_report(trained_onnx: Path, processed_dir: Path, tmp_path: Path) -> None:
+    settings = evaluate_settings(
+        trained_onnx,
+        processed_dir,
+        tmp_path,
         latency_runs=50,
         throughput_runs=3,
         corruptions=("blur", "occlusion"),
@@ -76,17 +87,8 @@ def test_a_failure_before_the_end_leaves_the_last_reports_whole(
     """Every number is computed before any file is replaced: no new eval.json beside an old robustness.json."""
     from fingerspell.evaluation import stage
 
-    settings = EvaluateSettings(
-        model=trained_onnx,
-        processed_dir=processed_dir,
-        eval_report=tmp_path / "eval.json",
-        predictions=tmp_path / "eval_predictions.csv",
-        robustness_report=tmp_path / "robustness.json",
-        robustness_plot=tmp_path / "robustness.png",
-        metrics=tmp_path / "eval_metrics.json",
-        latency_runs=5,
-        throughput_runs=1,
-        corruptions=("blur",),
+    settings = evaluate_settings(
+        trained_onnx, processed_dir, tmp_path, latency_runs=5, throughput_runs=1, corruptions=("blur",)
     )
     old = {path: f"last run's {path.name}" for path in (settings.eval_report, settings.predictions)}
     for path, text in old.items():
