@@ -201,6 +201,14 @@ def main() -> None:
     refused_jobs.clear()
     try:
         run_hydra(COMMAND, _hydra_main, also=(TrackingError, MisconfigurationException))
+    except RuntimeError as err:
+        if "srun" not in str(err):  # submitit's own check, off a SLURM cluster
+            raise
+        fail(
+            COMMAND,
+            "hydra/launcher=slurm needs a SLURM cluster (no srun here); run it on a login node, "
+            "or hydra/launcher=joblib on this machine",
+        )
     finally:
         end_interrupted_sweep()
     if refused_jobs:  # filled from the jobs' markers by the RefusedJobsCallback

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -286,6 +287,25 @@ def test_a_sweep_stopped_by_a_missing_config_marks_its_parent_failed(
     assert len(errors) == 1
     assert "Could not find 'model/vgg'" in errors[0]
     (parent,) = [r for r in all_runs(uri) if r.data.tags.get("fingerspell.kind") == "sweep"]
+    assert parent.info.status == "FAILED"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("srun") is not None, reason="a SLURM cluster: the sweep would be submitted")
+def test_slurm_sweep_off_a_cluster_is_one_line(tiny_processed: Path, tmp_path: Path) -> None:
+    """The README's SLURM line, run where there is no SLURM: submitit's traceback became one line."""
+    uri = store(tmp_path)
+    proc = run_cli(
+        ["-m", "hydra/launcher=slurm", *cli_args(tmp_path, tiny_processed)], tmp_path, MLFLOW_TRACKING_URI=uri
+    )
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("fingerspell-train: error: ")]
+    assert "Traceback" not in proc.stderr
+    assert errors == [
+        "fingerspell-train: error: hydra/launcher=slurm needs a SLURM cluster (no srun here); run it on a"
+        " login node, or hydra/launcher=joblib on this machine"
+    ]
+    (parent,) = all_runs(uri)
     assert parent.info.status == "FAILED"
 
 
