@@ -200,7 +200,7 @@ def test_an_int8_model_that_fails_never_takes_the_name(
     monkeypatch: pytest.MonkeyPatch,
     fault: str,
 ) -> None:
-    """The last run's int8 file goes when this model's is not kept; a crash leaves no unchecked file."""
+    """The last run's int8 file goes when this model's is not kept or the check crashes; no unchecked file."""
     from fingerspell.export import stage
     from fingerspell.export.stage import ExportSettings, QuantizeSettings
 
@@ -230,6 +230,4 @@ def test_an_int8_model_that_fails_never_takes_the_name(
         monkeypatch.setattr(stage, "_accuracy", crash)
         with pytest.raises(MemoryError):
             stage._quantize(settings, fp32, (test[0][:256], test[1][:256]))
-        assert out.read_bytes() == b"last run's int8 model", "a crash changes nothing"
-        out.unlink()
-    assert list(tmp_path.iterdir()) == [], "no int8 file under its name, no temp file beside it"
+    assert list(tmp_path.iterdir()) == [], "no int8 file under its name (not the last run's), no temp file"

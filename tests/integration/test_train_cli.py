@@ -50,12 +50,14 @@ def free_port() -> int:
         (["seed=abc"], "seed='abc' must be a whole number >= 0"),
         (["model.num_classes=10"], "model.num_classes=10 does not match the data's 24 letters"),
         ([f"ckpt_path={REPO / 'README.md'}"], "README.md is not a checkpoint written by fingerspell-train"),
+        (["ckpt_path={tmp}/other.zip"], "other.zip is not a checkpoint written by fingerspell-train"),
         (["+trainer.limit_val_batches=0.01"], "limit_val_batches"),
         (["augment=real", "augment.p=2"], "error: augment.p is out of range: 2"),  # not Hydra's wrapper
         (["logger.mlflow.promote=maybe"], "logger.mlflow.promote='maybe' must be true or false"),
         pytest.param(
             ["trainer=gpu"],
-            "trainer=gpu needs a CUDA GPU and this machine has none; use trainer=cpu",
+            "trainer.accelerator=gpu (trainer=gpu, ddp) needs a CUDA GPU and this machine has none; use"
+            " trainer=cpu (or ddp_cpu)",
             marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU"),
         ),
     ],
@@ -70,6 +72,7 @@ def free_port() -> int:
         "seed",
         "num-classes",
         "not-a-checkpoint",
+        "zip-not-a-checkpoint",
         "lightning-refusal",
         "augment-value",
         "promote-flag",
@@ -88,6 +91,12 @@ def test_bad_input_is_one_line_and_exit_1(
     if expected == "is unreachable":
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    if any("other.zip" in e for e in extra):  # a zip archive, but not torch's
+        import zipfile
+
+        with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:
+            archive.writestr("notes.txt", "not a model")
+    extra = [e.replace("{tmp}", str(tmp_path)) for e in extra]
     monkeypatch.setattr(sys, "argv", ["fingerspell-train", *cli_args(tmp_path, tiny_processed, *extra)])
     with pytest.raises(SystemExit) as exit_:
         main()

@@ -182,6 +182,9 @@ def _quantize(settings: ExportSettings, fp32: OnnxPredictor, test: tuple[np.ndar
         else:
             out.unlink(missing_ok=True)  # the last run's int8 file would pass for this model's
             log.warning("int8 model dropped %.3f points (> %.3f): not kept", drop, q.max_accuracy_drop)
+    except BaseException:
+        out.unlink(missing_ok=True)  # the last run's int8 file must not pass for this model's
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     return result

@@ -16,7 +16,14 @@ from typing import Any, TextIO
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fingerspell.cli_parser import OneLineParser
-from fingerspell.inference.images import CROPS, DEFAULT_CROP, DEFAULT_MAX_PIXELS, PILLOW_MAX_PIXELS, Crop
+from fingerspell.inference.images import (
+    CROPS,
+    DEFAULT_CROP,
+    DEFAULT_MAX_PIXELS,
+    PILLOW_MAX_PIXELS,
+    Crop,
+    quiet_bomb_warning,
+)
 from fingerspell.inference.predictor import ModelError, OnnxPredictor, Prediction
 from fingerspell.inference.sources import Item, expand
 
@@ -186,6 +193,7 @@ def run(settings: PredictSettings, out: TextIO) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; never shows a traceback for a foreseeable fault."""
+    quiet_bomb_warning()
     args = _parser().parse_args(argv)
     try:
         settings = PredictSettings(**vars(args))

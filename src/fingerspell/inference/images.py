@@ -18,10 +18,8 @@ CROPS: tuple[Crop, ...] = ("center", "auto")  # centre square, or the hand finde
 DEFAULT_CROP: Crop = "auto"  # measured: +1.6 points on real photos, no loss on tight crops (README)
 DEFAULT_MAX_PIXELS = 40_000_000  # a 40 MP photo; anything larger is refused, not decoded
 # Pillow refuses images over twice this in `Image.open`, before our own check can run, so it is
-# the most `max_pixels` may allow (about 89 MP). Its warning above it is silenced: `max_pixels`
-# refuses such an image with one line of its own.
+# the most `max_pixels` may allow (about 89 MP); see also `quiet_bomb_warning`.
 PILLOW_MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
-warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")  # 16/32-bit integer and float grey
 MODEL_SIZE = 28
 # Test-time views (`--tta`): the crop at 0/5/10/15% margin around the hand instead of 15% alone,
@@ -85,39 +83,66 @@ def decode_image(
         raise ImageError(f"{name}: image data is truncated or corrupt ({err})") from err
 
 
-def _to_8bit(values: np.ndarray, mode: str) -> np.ndarray:
+def _to_8bit(values: np.ndarray, mode: str, sixteen_bit: bool = False) -> np.ndarray:
     """16/32-bit or float grey levels -> uint8 0-255, by the range the values were stored in.
 
-    16-bit files span 0-65535; float files 0-1 (or 0-255); an 'I' image holding 8-bit values
-    (some TIFF writers) keeps them; anything else is stretched from its own min to max.
+    16-bit files span 0-65535 (`sixteen_bit`: a PNG, which Pillow before 10.x opens as 'I');
+    float files 0-1 (or 0-255); an 'I' image holding 8-bit values (some TIFF writers) keeps them;
+    anything else is stretched from its own min to max. NaN reads as 0, infinities as the
+    finite extremes.
     """
-    x = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    lo, hi = float(x.min()), float(x.max())
-    if mode.startswith("I;16"):
+    x = values.astype(np.float64)
+    finite = np.isfinite(x)
+    if not finite.any():
+        return np.zeros(x.shape, np.uint8)
+    lo, hi = float(x[finite].min()), float(x[finite].max())
+    x = np.nan_to_num(x, nan=0.0, posinf=hi, neginf=lo)
+    if mode.startswith("I;16") or sixteen_bit:
         x = x / 257
-    elif mode == "F" and lo >= 0 and hi <= 1:
+    elif mode == "F" and lo >= 0 and hi <= 1 + 1e-3:  # float rounding can end a 0-1 image at 1.0001
         x = x * 255
     elif lo >= 0 and hi <= 255:
         pass
     elif lo >= 0 and hi <= 65535:
         x = x / 257
-    else:
-        x = (x - lo) / (hi - lo) * 255  # hi > lo here: a constant image falls in a branch above
+    elif hi > lo:
+        x = (x - lo) / (hi - lo) * 255
+    # else: one value beyond 0-65535 everywhere: clipped to black or white below
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def _high_depth(img: Image.Image) -> Image.Image:
+    """A 16/32-bit or float grey image as 8-bit, its colour-key transparency (PNG tRNS) on white."""
+    values = np.asarray(img)
+    grey = _to_8bit(values, img.mode, sixteen_bit=img.format == "PNG")
+    key = img.info.get("transparency")
+    if isinstance(key, int | float):
+        grey = np.where(values == key, np.uint8(255), grey)
+    return Image.fromarray(grey, "L")
+
+
+def quiet_bomb_warning() -> None:
+    """Silence Pillow's decompression-bomb warning, for the commands' own processes only.
+
+    `max_pixels` refuses such an image with one line of its own; the warning's two lines before
+    it would only repeat that. Called by the entry points, not on import: a library user's other
+    images keep Pillow's warning.
+    """
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def standard_mode(img: Image.Image, name: str = "image") -> Image.Image:
     """The image as 8-bit 'L' or 'RGB', transparent areas composited on white.
 
     Why not Pillow's `convert` alone: it clips 16-bit and float grey to white or black, turns
-    transparent areas black (a colour-key PNG's too) and has no path from some modes (LAB or
-    'La' to grey), and phones, scanners and image tools send all of these.
+    transparent areas black (a colour-key PNG's too) and has no path from LAB to grey, and
+    phones, scanners and image tools send all of these.
 
     Raises:
-        ImageError: a mode with no conversion to RGB.
+        ImageError: a mode with no conversion to RGB (premultiplied 'La', which no file holds).
     """
     if img.mode in HIGH_DEPTH_MODES:
-        return Image.fromarray(_to_8bit(np.asarray(img), img.mode), "L")
+        return _high_depth(img)
     if img.mode in ("L", "RGB") and "transparency" not in img.info:
         return img
     try:

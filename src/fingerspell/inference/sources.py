@@ -6,7 +6,6 @@ HTTP service uses.
 """
 
 import csv
-import io
 import string
 import sys
 from collections.abc import Iterator
@@ -62,17 +61,28 @@ def _image_item(
         return Item(name, error=str(err))
 
 
+def _cells(line: str) -> list[str] | None:
+    """One CSV line's cells, quotes removed (pandas' QUOTE_ALL, spreadsheets); None if it is malformed.
+
+    Line by line, not one reader over the file: a stray quote must spoil its own row, not every
+    row after it.
+    """
+    try:
+        return next(csv.reader([line], strict=True), [])
+    except csv.Error:
+        return None
+
+
 def csv_items(text: str, name: str) -> Iterator[Item]:
     """Rows of a Sign-MNIST CSV (`label,pixel1..pixel784` or `pixel1..pixel784`), one item per row.
 
     A wrong header is one error for the whole file; a bad row is an error for that row only.
+    Rows are named by their line number in the file.
     """
-    # the csv module, not split(","): pandas' QUOTE_ALL and spreadsheets quote the header cells
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
-    try:
-        first = next(reader, [])
-    except csv.Error as err:
-        yield Item(name, error=f"{name}: not a readable CSV ({err})")
+    lines = text.lstrip("\ufeff").splitlines()
+    first = _cells(lines[0]) if lines else []
+    if first is None:
+        yield Item(name, error=f"{name}: header is not a readable CSV line")
         return
     if not any(cell.strip() for cell in first):
         yield Item(name, error=f"{name}: empty CSV, expected a 'label,pixel1,...,pixel784' header")
@@ -88,20 +98,15 @@ def csv_items(text: str, name: str) -> Iterator[Item]:
         )
         return
     rows = 0
-    while True:
-        try:
-            cells = next(reader, None)
-        except csv.Error as err:
-            yield Item(
-                f"{name}:{reader.line_num}", error=f"{name}:{reader.line_num}: not a readable CSV row ({err})"
-            )
-            return
-        if cells is None:
-            break
-        if not any(cell.strip() for cell in cells):
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
             continue
         rows += 1
-        row_name = f"{name}:{reader.line_num}"
+        row_name = f"{name}:{number}"
+        cells = _cells(line)
+        if cells is None:
+            yield Item(row_name, error=f"{row_name}: not a readable CSV row (an unclosed quote?)")
+            continue
         try:
             values = np.array(cells, dtype=np.float64)
         except ValueError:
@@ -143,7 +148,7 @@ def _file_items(path: Path, max_pixels: int, crop: Crop, tta: bool) -> Iterator[
 
 def _stdin_items(stream: BinaryIO, max_pixels: int, crop: Crop, tta: bool) -> Iterator[Item]:
     data = stream.read()
-    head = data[:16].lstrip(b"\xef\xbb\xbf").lower()
+    head = data[:16].lstrip(b"\xef\xbb\xbf").lower().replace(b'"', b"")
     if head.startswith((b"label,", b"pixel1,")):
         yield from csv_items(data.decode("utf-8", errors="replace"), "<stdin>")
     else:

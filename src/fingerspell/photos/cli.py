@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fingerspell.atomic import json_text, temp_beside, write_json
 from fingerspell.cli_parser import OneLineParser
-from fingerspell.inference.images import ImageError
+from fingerspell.inference.images import ImageError, quiet_bomb_warning
 from fingerspell.inference.model_source import resolve_model_path
 from fingerspell.inference.predictor import ModelError, OnnxPredictor
 from fingerspell.photos.dataset import PhotoSetError, load_photo_set
@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; exit 0 on success, 1 for bad model/source, 2 for usage errors (--out included)."""
+    """Entry point; exit 0 on success, 1 for a bad model/source or skipped images, 2 for usage errors (--out included)."""
+    quiet_bomb_warning()
     args = build_parser().parse_args(argv)
     if args.bootstrap < 1:
         return fail("--bootstrap must be >= 1", 2)

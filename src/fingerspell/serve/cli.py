@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from fingerspell.cli_parser import OneLineParser
-from fingerspell.inference.images import CROPS, ImageError
+from fingerspell.inference.images import CROPS, ImageError, quiet_bomb_warning
 from fingerspell.inference.model_source import resolve_model_path
 from fingerspell.inference.predictor import ModelError, OnnxPredictor
 from fingerspell.serve.app import create_app
@@ -48,6 +48,7 @@ class WorkerConfig(BaseModel):
 def build_app(config: WorkerConfig) -> FastAPI:
     """Load the model and build the app (in the parent for one worker, in each worker otherwise)."""
     logging.basicConfig(level=config.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    quiet_bomb_warning()
     predictor = OnnxPredictor(config.model, threads=config.threads, unsure_threshold=config.unsure_threshold)
     return create_app(predictor, config.settings)
 

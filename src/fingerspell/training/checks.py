@@ -70,7 +70,10 @@ def check_config(cfg: DictConfig) -> None:
         import torch
 
         if not torch.cuda.is_available():  # Lightning says so only after the MLflow run has started
-            raise ValueError("trainer=gpu needs a CUDA GPU and this machine has none; use trainer=cpu")
+            raise ValueError(
+                "trainer.accelerator=gpu (trainer=gpu, ddp) needs a CUDA GPU and this machine has none; "
+                "use trainer=cpu (or ddp_cpu)"
+            )
     if not cfg.get("train") and not cfg.get("test"):
         raise ValueError("train=false and test=false: nothing to do")
 
@@ -124,13 +127,27 @@ def check_resume(ckpt_path: str | None, cfg: DictConfig) -> None:
     Resuming with another `trainer.max_epochs` fails steps past the old end ("Tried to step 11
     times"), after the finished run it continues has been marked FAILED.
     """
-    if not ckpt_path:
+    if not ckpt_path or not cfg.get("train"):  # a test-only run steps no schedule
         return
+    import pickle
+
     import torch
 
     from fingerspell.models.module import MAX_EPOCHS_KEY
 
-    saved = torch.load(ckpt_path, map_location="cpu", weights_only=False).get(MAX_EPOCHS_KEY)
+    try:
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:  # a zip, but not torch's
+        raise ValueError(
+            f"ckpt_path={cfg.get('ckpt_path')}: {ckpt_path} is not a checkpoint written by fingerspell-train "
+            "(another kind of file, or a damaged one)"
+        ) from err
+    if not isinstance(checkpoint, dict):
+        raise ValueError(
+            f"ckpt_path={cfg.get('ckpt_path')}: {ckpt_path} holds a {type(checkpoint).__name__}, "
+            "not a checkpoint written by fingerspell-train"
+        )
+    saved = checkpoint.get(MAX_EPOCHS_KEY)
     wanted = _get(cfg, "trainer.max_epochs")
     if saved is not None and wanted is not None and saved != wanted:
         raise ValueError(

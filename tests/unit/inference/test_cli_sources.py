@@ -66,6 +66,25 @@ def test_quoted_cells_as_pandas_quote_all_writes_them() -> None:
     assert float(item.pixels[0, 0]) == 200.0
 
 
+def test_a_stray_quote_spoils_its_own_row_only() -> None:
+    broken = row(2).replace("7", '"7', 1)  # an unclosed quote
+    items = list(csv_items("\n".join([HEADER, row(0), broken, row(1), row(3)]), "q.csv"))
+    assert [(i.name, i.error is None) for i in items] == [
+        ("q.csv:2", True),
+        ("q.csv:3", False),
+        ("q.csv:4", True),
+        ("q.csv:5", True),
+    ]
+    assert "unclosed quote" in (items[1].error or "")
+
+
+def test_stdin_takes_a_quoted_header_csv() -> None:
+    text = '"label",' + ",".join(f'"pixel{i}"' for i in range(1, 785)) + "\n" + row(0) + "\n"
+    (item,) = expand(["-"], 10_000, stdin=io.BytesIO(text.encode()))
+    assert item.error is None, item.error
+    assert item.expected == "A"
+
+
 def test_row_names_count_physical_lines_past_blank_ones() -> None:
     items = list(csv_items("\n".join([HEADER, "", row(0), "", row(1)]), "b.csv"))
     assert [i.name for i in items] == ["b.csv:3", "b.csv:5"]
