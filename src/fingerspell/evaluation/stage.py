@@ -88,7 +88,7 @@ def run_evaluate(settings: EvaluateSettings) -> dict[str, Any]:
     names = settings.corruptions or tuple(CORRUPTIONS)
     robust = robustness_report(proba, images, labels, settings.robustness_seed, names)
 
-    # every number first, then the files: a failure above leaves the last run's reports whole
+    # every number first, then the files: a failure while computing leaves the last run's reports whole
     write_predictions_csv(settings.predictions, labels, predicted, predictor.letters)
     write_json(settings.eval_report, report)
     write_json(settings.robustness_report, robust)

@@ -1,5 +1,6 @@
 """The FastAPI app: health, readiness, metadata, predict, the web page and its docs."""
 
+import functools
 import json
 from importlib.resources import files
 from typing import Any
@@ -9,13 +10,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from starlette.concurrency import run_in_threadpool
 
 import fingerspell
 from fingerspell.inference.predictor import OnnxPredictor
 from fingerspell.serve.access_log import AccessLogMiddleware
 from fingerspell.serve.errors import install_error_handlers
-from fingerspell.serve.inputs import read_items, read_options, view_png
+from fingerspell.serve.inputs import in_worker_threads, read_items, read_options, view_png
 from fingerspell.serve.schemas import (
     UNSURE_ADVICE,
     ArrayRequest,
@@ -127,10 +127,10 @@ def create_app(predictor: OnnxPredictor, settings: ServeSettings | None = None) 
         # request (profiled under benchmarks/serve_load.py).
         options = read_options(request)
         items = await read_items(request, settings, options.crop, options.tta)
-        answers = await run_in_threadpool(
-            predictor.predict_inputs,
+        answers = await in_worker_threads(
+            request,
+            functools.partial(predictor.predict_inputs, top_k=options.top_k or settings.default_top_k),
             [pixels for _, pixels in items],
-            top_k=options.top_k or settings.default_top_k,
         )
         body = PredictResponse(
             predictions=[

@@ -5,13 +5,16 @@ what `fingerspell-predict` sees.
 """
 
 import base64
+import functools
 import io
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import anyio
+import anyio.to_thread
 import numpy as np
 from PIL import Image
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.types import Message, Receive
@@ -29,6 +32,7 @@ from fingerspell.serve.schemas import ArrayRequest, PredictOptions
 from fingerspell.serve.settings import ServeSettings
 
 Item = tuple[str, np.ndarray]  # (name, (28, 28) float32 0-255, or (V, 28, 28) test-time views)
+T = TypeVar("T")
 ACCEPTED = 'multipart/form-data (image files) or application/json ({"images": [28x28 arrays]})'
 
 
@@ -87,6 +91,21 @@ def _check_count(count: int, settings: ServeSettings) -> None:
         )
 
 
+WORK_THREADS = 2  # decodes and model runs at once per worker: a 40 MP photo takes ~170 MB to decode
+
+
+async def in_worker_threads(request: Request, func: Callable[..., T], *args: Any) -> T:
+    """`func(*args)` in a thread, at most WORK_THREADS at a time per app.
+
+    Not anyio's default pool of 40: forty 40 MP decodes at once need ~7 GB, and two cores gain
+    nothing from more than two.
+    """
+    state = request.app.state
+    if getattr(state, "work_limiter", None) is None:  # made on first use: it needs the running loop
+        state.work_limiter = anyio.CapacityLimiter(WORK_THREADS)
+    return await anyio.to_thread.run_sync(functools.partial(func, *args), limiter=state.work_limiter)
+
+
 def _decode_all(files: list[tuple[str, bytes]], max_pixels: int, crop: Crop, tta: bool) -> list[Item]:
     return [(name, image_bytes_to_input(data, name, max_pixels, crop, tta)) for name, data in files]
 
@@ -103,7 +122,7 @@ async def _from_multipart(request: Request, settings: ServeSettings, crop: Crop,
         _check_count(len(uploads), settings)
         files = [(upload.filename or f"file[{i}]", await upload.read()) for i, upload in enumerate(uploads)]
         # off the event loop: a large photo takes seconds to decode, and /health must still answer
-        return await run_in_threadpool(_decode_all, files, settings.max_pixels, crop, tta)
+        return await in_worker_threads(request, _decode_all, files, settings.max_pixels, crop, tta)
     except ImageError as err:
         raise ApiError(422, str(err)) from err
     finally:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fingerspell.inference.images import ImageError, decode_image, to_grey
+from fingerspell.inference.images import ImageError, decode_image, standard_mode, to_grey
 
 
 def encode(img: Image.Image, fmt: str = "PNG", **options: object) -> bytes:
@@ -89,8 +89,8 @@ def test_colour_spaces_without_a_grey_conversion_are_read(mode: str) -> None:
 
 def test_a_mode_with_no_conversion_is_one_image_error_naming_the_file() -> None:
     with pytest.raises(ImageError) as err:
-        to_grey(Image.new("La", (4, 4)))
-    assert "colour mode La" in str(err.value)
+        standard_mode(Image.new("La", (4, 4)), "photo.png")
+    assert str(err.value).startswith("photo.png: colour mode La cannot be read")
     assert "\n" not in str(err.value)
 
 
@@ -100,3 +100,45 @@ def test_exif_orientation_is_applied() -> None:
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
     data = encode(img, "JPEG", exif=exif)
     assert decode_image(data, "photo").size == (20, 40)
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_only_the_transparent_part_turns_white(colour: bool) -> None:
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[:, :4] = (255, 0, 0, 0)  # left: red, fully transparent
+    rgba[:, 4:] = (0, 0, 0, 255)  # right: opaque black
+    got = grey(encode(Image.fromarray(rgba, "RGBA")), colour)
+    assert np.all(got[:, :4] == 255)
+    assert np.all(got[:, 4:] == 0)
+
+
+def test_a_16_bit_png_colour_key_turns_white() -> None:
+    values = np.full((4, 8), 4 * 257, np.uint16)
+    values[:, :2] = 1000  # the transparent grey level
+    got = grey(encode(Image.fromarray(values), transparency=1000))
+    assert np.all(got[:, :2] == 255)
+    assert np.all(got[:, 2:] == 4)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (np.full((4, 4), 70_000, np.int32), 255),  # one value beyond 16 bits
+        (np.full((4, 4), -5, np.int32), 0),
+        (np.full((4, 4), -1.0, np.float32), 0),
+        (np.full((4, 4), np.nan, np.float32), 0),
+    ],
+)
+def test_constant_images_out_of_range_are_clipped_quietly(values: np.ndarray, expected: int) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 0/0 once warned "invalid value encountered in divide"
+        got = grey(encode(Image.fromarray(values), "TIFF"))
+    assert np.all(got == expected)
+
+
+def test_a_float_image_a_hair_over_one_is_a_0_1_image() -> None:
+    values = GRADIENT.astype(np.float32) / 255 * 1.0005
+    values[0, 0] = np.inf  # an infinity reads as the brightest finite value, not black
+    got = grey(encode(Image.fromarray(values), "TIFF"))
+    assert np.abs(got[1] - GRADIENT[1]).max() <= 1
+    assert got[0, 0] == 255

@@ -53,20 +53,27 @@ def test_odd_modes_are_read_like_the_plain_picture(  # a LAB TIFF was a 500, 16-
         assert max(abs(other[k] - answers[0][k]) for k in other) < 0.02
 
 
-def test_decoding_does_not_block_the_event_loop(
-    predictor: OnnxPredictor, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("phase", ["decode", "predict"])
+def test_work_does_not_block_the_event_loop(
+    predictor: OnnxPredictor, monkeypatch: pytest.MonkeyPatch, phase: str
 ) -> None:
-    """While one request's photos decode, /health answers: the decode runs in the thread pool."""
+    """While one request's photos decode (or run through the model), /health answers: the work
+    runs in worker threads."""
     started, release = threading.Event(), threading.Event()
     released: list[bool] = []
-    real = serve_inputs.image_bytes_to_input
 
-    def slow_decode(*args, **kwargs):  # type: ignore[no-untyped-def]
-        started.set()
-        released.append(release.wait(5))  # False: nobody released it, the loop was stuck here
-        return real(*args, **kwargs)
+    def held(real):  # type: ignore[no-untyped-def]
+        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            started.set()
+            released.append(release.wait(5))  # False: nobody released it, the loop was stuck here
+            return real(*args, **kwargs)
 
-    monkeypatch.setattr(serve_inputs, "image_bytes_to_input", slow_decode)
+        return wrapper
+
+    if phase == "decode":
+        monkeypatch.setattr(serve_inputs, "image_bytes_to_input", held(serve_inputs.image_bytes_to_input))
+    else:
+        monkeypatch.setattr(predictor, "predict_inputs", held(predictor.predict_inputs))
     app = create_app(predictor, ServeSettings())
     blob = encode(Image.new("L", (28, 28), 128), "PNG")
     results: dict[str, httpx.Response] = {}
@@ -87,6 +94,48 @@ def test_decoding_does_not_block_the_event_loop(
                 release.set()
 
     anyio.run(scenario)
-    assert released == [True], "the decode was still waiting when /health answered"
+    assert released == [True], f"the {phase} was still waiting when /health answered"
     assert results["health"].status_code == 200
     assert results["predict"].status_code == 200, results["predict"].text
+
+
+def test_at_most_work_threads_decode_at_once(
+    predictor: OnnxPredictor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight requests of large photos at once decode two at a time, not forty (anyio's default pool):
+    a 40 MP photo takes ~170 MB to decode."""
+    running, most = [0], [0]
+    lock = threading.Lock()
+    real = serve_inputs.image_bytes_to_input
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            threading.Event().wait(0.05)  # long enough for the others to pile up
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(serve_inputs, "image_bytes_to_input", counted)
+    app = create_app(predictor, ServeSettings())
+    blob = encode(Image.new("L", (28, 28), 128), "PNG")
+
+    async def scenario() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        codes: list[int] = []
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+
+            async def predict() -> None:
+                response = await client.post("/predict", files=[("file", ("a.png", blob, "image/png"))])
+                codes.append(response.status_code)
+
+            async with anyio.create_task_group() as group:
+                for _ in range(8):
+                    group.start_soon(predict)
+        return codes
+
+    assert anyio.run(scenario) == [200] * 8
+    assert most[0] == serve_inputs.WORK_THREADS
