@@ -149,10 +149,11 @@ def show_config(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    if global_rank() == 0:
-        show_config(cfg)
     try:
         with one_line_errors():
+            check_config(cfg)  # a refused value: its one line, not the whole config tree before it
+            if global_rank() == 0:
+                show_config(cfg)
             metrics = train(cfg)
     except CommandFailed as failed:
         # a store that cannot be reached fails every job alike: end the sweep there

@@ -54,6 +54,7 @@ def free_port() -> int:
         (["+trainer.limit_val_batches=0.01"], "limit_val_batches"),
         (["augment=real", "augment.p=2"], "error: augment.p is out of range: 2"),  # not Hydra's wrapper
         (["logger.mlflow.promote=maybe"], "logger.mlflow.promote='maybe' must be true or false"),
+        (["trainer.limit_train_batches=0"], "trainer.limit_train_batches=0 trains nothing"),
         pytest.param(
             ["trainer=gpu"],
             "trainer.accelerator=gpu (trainer=gpu, ddp) needs a CUDA GPU and this machine has none; use"
@@ -76,6 +77,7 @@ def free_port() -> int:
         "lightning-refusal",
         "augment-value",
         "promote-flag",
+        "no-batches",
         "gpu-without-one",
     ],
 )
@@ -116,6 +118,7 @@ def test_console_script_reports_one_line(tiny_processed: Path, tmp_path: Path) -
     )
     assert proc.returncode == 1
     assert proc.stderr.strip() == "fingerspell-train: error: optimizer.lr=-1 must be > 0"
+    assert proc.stdout.strip() == "", "no config tree before a refused value"
 
 
 @pytest.mark.slow

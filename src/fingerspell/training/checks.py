@@ -60,6 +60,11 @@ def check_config(cfg: DictConfig) -> None:
         flag = _get(cfg, f"logger.mlflow.{key}")
         if flag is not None and not isinstance(flag, bool):  # bool("maybe") would be quietly true
             raise ValueError(f"logger.mlflow.{key}={flag!r} must be true or false")
+    batches = _number(cfg, "trainer.limit_train_batches")
+    if batches is not None and batches <= 0 and cfg.get("train"):  # 0 would log an untrained model
+        raise ValueError(
+            f"trainer.limit_train_batches={batches:g} trains nothing; give a fraction in (0, 1] or a batch count"
+        )
     seed = _get(cfg, "seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ValueError(f"seed={seed!r} must be a whole number >= 0")
