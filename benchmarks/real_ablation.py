@@ -65,6 +65,7 @@ RECIPES: dict[str, list[str]] = {
     "half-prorandconv-small_wide": [*PROGRESSIVE, "model=cnn_small", "model.widths=[32,64,128]"],
     "half-prorandconv-sgd": [*PROGRESSIVE, "optimizer=sgd"],
     "half-prorandconv-mixstyle": [*PROGRESSIVE, "+model.mixstyle=0.5"],
+    "half-prorandconv-ampmix": [*PROGRESSIVE, "augment.ampmix=1.0"],
     "prorandconv-p0.7": [*PROGRESSIVE, "augment.p=0.7"],  # the later augment.p wins
     "half-prorandconv-jsd": PROGRESSIVE,  # + CONSISTENCY below
     "half-prorandconv-jsd1": PROGRESSIVE,
@@ -326,6 +327,7 @@ NAMES = {
     "half-prorandconv-small_wide": "p=0.5 + progressive random convolutions, small CNN widened (32-64-128)",
     "half-prorandconv-sgd": "p=0.5 + progressive random convolutions, SGD + Nesterov (lr 0.05) instead of AdamW",
     "half-prorandconv-mixstyle": "p=0.5 + progressive random convolutions + MixStyle (p 0.5, after conv 1 and 2)",
+    "half-prorandconv-ampmix": "p=0.5 + progressive random convolutions + Fourier amplitude mixing (every augmented image)",
     "prorandconv-p0.7": "p=0.7 (not 0.5) + progressive random convolutions",
     "half-prorandconv-jsd": "p=0.5 + progressive random convolutions, two views + consistency loss (JSD, weight 10)",
     "half-prorandconv-jsd1": "p=0.5 + progressive random convolutions, two views + consistency loss (JSD, weight 1)",

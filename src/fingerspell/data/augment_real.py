@@ -87,6 +87,10 @@ class RealAugment(nn.Module):
         hflip_all: flip with probability `hflip` also the samples that `p` leaves untouched, so
             the model sees left and right hands equally often (otherwise only augmented ones flip).
         elastic: maximum displacement of a smooth random warp, as a fraction of the side (0 = off).
+        ampmix: probability of Fourier amplitude mixing (Xu et al. 2021, "FACT"): the sample takes a
+            random share of another sample's amplitude spectrum and keeps its own phase, then its own
+            mean and spread. Phase carries where the edges are (the hand's shape); amplitude carries
+            how strong each frequency is (texture, sharpness, grain), which is what photos change.
         p: probability that a sample is augmented at all.
     """
 
@@ -114,12 +118,13 @@ class RealAugment(nn.Module):
         shading: float = 0.0,
         hflip_all: bool = False,
         elastic: float = 0.0,
+        ampmix: float = 0.0,
     ) -> None:
         super().__init__()
         lo, hi = float(scale[0]), float(scale[1])
         values = dict(locals())
         unit = ["translate", "hflip", "background", "background_blend", "brightness", "contrast"]
-        unit += ["blur", "noise", "compress", "erase", "erase_area", "p", "randconv"]
+        unit += ["blur", "noise", "compress", "erase", "erase_area", "p", "randconv", "ampmix"]
         checks = {key: 0 <= values[key] <= 1 for key in unit}
         checks |= {"rotation": 0 <= rotation <= 180, "scale": 0 < lo <= hi, "gamma": 0 <= gamma <= 2}
         checks |= {"shear": 0 <= shear <= 45, "aspect": 0 <= aspect <= 1, "shading": 0 <= shading <= 2}
@@ -137,7 +142,7 @@ class RealAugment(nn.Module):
         self.erase, self.erase_area, self.p = erase, erase_area, p
         self.randconv, self.randconv_layers = randconv, randconv_layers
         self.shear, self.aspect, self.shading = shear, aspect, shading
-        self.hflip_all, self.elastic = hflip_all, elastic
+        self.hflip_all, self.elastic, self.ampmix = hflip_all, elastic, ampmix
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Augment a batch (N, C, H, W) in [0, 1]; returns a new tensor of the same shape."""
@@ -168,6 +173,8 @@ class RealAugment(nn.Module):
         out = use_bg * (alpha * out + (1 - alpha) * bg) + (1 - use_bg) * out
         if self.randconv > 0:  # drawn only when on, so recipes without it keep their random stream
             out = self._random_conv(out, coin, uniform, rand, generator)
+        if self.ampmix > 0:  # drawn only when on, like randconv
+            out = self._amplitude_mix(out, coin, uniform, rand)
         if self.shading > 0:  # drawn only when on, like randconv
             out = self._shade(out, active, uniform, rand)
         out = self._photometric(out, active, uniform)
@@ -271,6 +278,20 @@ class RealAugment(nn.Module):
         mix = uniform(0, 1).view(n, 1, 1, 1) * coin(self.randconv)  # weight of the filtered image
         return x + mix * (y - x)
 
+    def _amplitude_mix(self, x, coin, uniform, rand):
+        """Each chosen sample's amplitude spectrum mixed with a random partner's; its own phase, mean and spread."""
+        n = x.shape[0]
+        partner = torch.argsort(rand(n))
+        spectrum = torch.fft.rfft2(x)
+        amplitude = spectrum.abs()
+        share = uniform(0, 1).view(n, 1, 1, 1) * coin(self.ampmix)
+        mixed = (1 - share) * amplitude + share * amplitude[partner]
+        y = torch.fft.irfft2(torch.polar(mixed, spectrum.angle()), s=x.shape[-2:])
+        dims = (1, 2, 3)
+        y = (y - y.mean(dims, keepdim=True)) / (y.std(dims, keepdim=True) + 1e-6)
+        y = (y * x.std(dims, keepdim=True) + x.mean(dims, keepdim=True)).clamp(0, 1)
+        return torch.where(share > 0, y, x)
+
     def _shade(self, x, active, uniform, rand):
         """Uneven light: the image times a smooth random gain field (a ramp plus a few soft blobs).
 
@@ -330,5 +351,14 @@ class RealAugment(nn.Module):
     def extra_repr(self) -> str:
         keys = ["rotation", "scale", "translate", "hflip", "background", "background_blend", "gamma"]
         keys += ["brightness", "contrast", "blur", "noise", "compress", "erase", "erase_area", "p"]
-        keys += ["randconv", "randconv_layers", "shear", "aspect", "shading", "hflip_all", "elastic"]
+        keys += [
+            "randconv",
+            "randconv_layers",
+            "shear",
+            "aspect",
+            "shading",
+            "hflip_all",
+            "elastic",
+            "ampmix",
+        ]
         return ", ".join(f"{k}={getattr(self, k)}" for k in keys)

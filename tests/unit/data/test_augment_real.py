@@ -229,10 +229,36 @@ def test_progressive_randconv_is_seeded_and_keeps_each_sample_mean(batch: torch.
     assert not torch.equal(out, only(randconv=1.0)(x, gen(1))), "a different filter family"
 
 
+def test_ampmix_keeps_each_sample_phase_mean_and_spread_and_takes_a_partner_amplitude(
+    batch: torch.Tensor,
+) -> None:
+    """FACT: the edges stay where they are (phase), their strengths move towards another sample's."""
+    coarse = torch.rand(16, 1, 28, 28, generator=gen(5))
+    x = (batch * 0.5 + coarse * 0.1 + 0.2).clamp(0, 1)  # mixed textures, away from 0 and 1
+    out = only(ampmix=1.0)(x, gen(0))
+    dims = (1, 2, 3)
+    torch.testing.assert_close(out.mean(dims), x.mean(dims), atol=0.02, rtol=0)
+    torch.testing.assert_close(out.std(dims), x.std(dims), atol=0.02, rtol=0)
+    before, after = (
+        torch.fft.rfft2(x - x.mean(dims, keepdim=True)),
+        torch.fft.rfft2(out - out.mean(dims, keepdim=True)),
+    )
+    strong = before.abs() > 0.5  # phases of strong frequencies (weak ones round off)
+    turned = torch.angle(after[strong] * before[strong].conj()).abs()
+    assert float(turned.quantile(0.9)) < 0.2, "the phase, so the shape, is kept"
+    moved = after.abs() / after.abs().sum(dims, keepdim=True) - before.abs() / before.abs().sum(
+        dims, keepdim=True
+    )
+    assert int((moved.abs().sum(dims) > 0.05).sum()) >= 10, "most samples take on another amplitude spectrum"
+    assert torch.equal(only(ampmix=1.0)(x, gen(0)), out), "seeded"
+    assert not torch.equal(only(ampmix=1.0)(x, gen(1)), out)
+
+
 def test_randconv_off_keeps_the_recipe_random_stream(real: RealAugment, batch: torch.Tensor) -> None:
     """Adding the ingredient must not change seeded runs that leave it off: the sum below is the
     shipped recipe's output from before `randconv` existed (same batch, seed 3)."""
     assert real.randconv == 0.0
+    assert real.ampmix == 0.0
     out = real(batch, gen(3))
     assert float(out.double().sum()) == pytest.approx(5529.1414, abs=1e-3)
     on = RealAugment(**{k: getattr(real, k) for k in OFF}, randconv=0.5)
@@ -254,6 +280,7 @@ def test_randconv_off_keeps_the_recipe_random_stream(real: RealAugment, batch: t
         {"shading": 3.0},
         {"hflip_all": "yes"},
         {"elastic": 0.5},
+        {"ampmix": -0.5},
     ],
 )
 def test_out_of_range_params_are_refused(bad: dict) -> None:
