@@ -1,4 +1,9 @@
-"""One access-log line per request, as plain ASGI middleware (cheaper than BaseHTTPMiddleware)."""
+"""One access-log line per request, as plain ASGI middleware (cheaper than BaseHTTPMiddleware).
+
+It also answers an unexpected error itself: Starlette's own handler for `Exception` sits outside
+every middleware and re-raises after answering, so uvicorn logged the traceback a second time
+and this line read "500 0B". Here the error is logged once and the line shows the real answer.
+"""
 
 import logging
 import time
@@ -6,7 +11,10 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fingerspell.serve.errors import error_response
+
 log = logging.getLogger("fingerspell.serve.access")
+errors = logging.getLogger("fingerspell.serve.errors")
 
 
 class AccessLogMiddleware:
@@ -20,17 +28,23 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        state: dict[str, Any] = {"status": 500, "bytes": 0}
+        state: dict[str, Any] = {"status": 500, "bytes": 0, "started": False}
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                state["status"] = message["status"]
+                state["status"], state["started"] = message["status"], True
             elif message["type"] == "http.response.body":
                 state["bytes"] += len(message.get("body", b""))
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception:
+            if state["started"]:  # too late for an answer of our own: let the server close it
+                raise
+            errors.exception("unhandled error on %s %s", scope.get("method", "-"), scope.get("path", ""))
+            answer = error_response(500, "internal error; the server log has the details")
+            await answer(scope, receive, send_wrapper)
         finally:
             client = scope.get("client")
             path = scope.get("path", "")

@@ -224,6 +224,33 @@ def test_one_access_log_line_per_request(client: TestClient, caplog: pytest.LogC
     assert '"GET /nope HTTP/1.1" 404' in lines[2]
 
 
+def test_an_unexpected_error_is_one_json_500_logged_once(
+    predictor: OnnxPredictor, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug is a JSON 500 with one traceback in the log, and the access line shows the answer sent.
+
+    Starlette's own `Exception` handler answers and then re-raises, so the server logged the
+    traceback a second time and the access line read "500 0B"; the client below re-raises
+    whatever reaches it, as uvicorn would log it.
+    """
+    client = TestClient(create_app(predictor, SMALL))
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(predictor, "predict_inputs", broken)
+    with caplog.at_level(logging.INFO, logger="fingerspell.serve"):
+        body = assert_error(client.post("/predict", files=files(png_bytes(sample()))), 500)
+    assert body["message"] == "internal error; the server log has the details"
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1
+    assert "a bug" in str(tracebacks[0].exc_info[1])
+    access = [r.getMessage() for r in caplog.records if r.name == "fingerspell.serve.access"]
+    assert len(access) == 1
+    assert '"POST /predict HTTP/1.1" 500 0B' not in access[0]
+    assert '"POST /predict HTTP/1.1" 500 ' in access[0]
+
+
 def test_settings_are_strict() -> None:
     with pytest.raises(ValueError, match="max_images"):
         ServeSettings(max_images=0)
