@@ -66,6 +66,7 @@ RECIPES: dict[str, list[str]] = {
     "half-prorandconv-sgd": [*PROGRESSIVE, "optimizer=sgd"],
     "half-prorandconv-mixstyle": [*PROGRESSIVE, "+model.mixstyle=0.5"],
     "half-prorandconv-ampmix": [*PROGRESSIVE, "augment.ampmix=1.0"],
+    "half-prorandconv-distil": PROGRESSIVE,  # + DISTILLATION below
     "prorandconv-p0.7": [*PROGRESSIVE, "augment.p=0.7"],  # the later augment.p wins
     "half-prorandconv-jsd": PROGRESSIVE,  # + CONSISTENCY below
     "half-prorandconv-jsd1": PROGRESSIVE,
@@ -90,6 +91,9 @@ MIXING = {"half-prorandconv-cutmix": ("CutMix", 1.0), "half-prorandconv-mixup": 
 # step takes the gradient at the worst nearby weights, which seeks flat minima (a strong
 # domain-generalisation baseline in DomainBed-style studies)
 SHARPNESS = {"half-prorandconv-sam": 0.05}
+# recipe -> (weight of the teachers' soft targets, temperature); the teachers' checkpoints come
+# from --teachers (e.g. the three `half-prorandconv` seeds at 16 epochs, saved by Lightning)
+DISTILLATION = {"half-prorandconv-distil": (0.7, 2.0)}
 # the same ingredient switches on the p=0.5 recipe (`experiment=real_hands`)
 RECIPES |= {
     name.replace("real-", "half-"): [*overrides, "augment.p=0.5"]
@@ -168,6 +172,41 @@ def mixed_training(module: "FingerspellModule", kind: str, alpha: float) -> None
     module.__class__ = Mixed
 
 
+def distilled_training(
+    module: "FingerspellModule", teachers: list[Path], weight: float, temperature: float
+) -> None:
+    """Turn a run into knowledge distillation (Hinton et al. 2015) from an ensemble: on each
+    augmented training batch the teachers' softened predictions (softmax at `temperature`,
+    averaged over the teachers) are a second target beside the labels, weighted `weight`, the
+    KL term scaled by temperature squared. One student that reads photos like the ensemble
+    would ship at a third of its cost. Trial code for the ablation only, hence the class swap."""
+    import torch
+    import torch.nn.functional as F
+
+    from fingerspell.models.module import FingerspellModule
+
+    if not teachers:
+        raise SystemExit("real_ablation.py: distillation needs --teachers CKPT [CKPT ...]")
+    nets = [FingerspellModule.load_from_checkpoint(path, map_location="cpu").eval() for path in teachers]
+    for net in nets:
+        net.requires_grad_(False)
+
+    class Distilled(FingerspellModule):
+        def training_step(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+            x, y = batch
+            logits = self(x)
+            with torch.no_grad():
+                soft = torch.stack([(net.to(x.device)(x) / temperature).softmax(1) for net in nets]).mean(0)
+            ce = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+            kd = F.kl_div((logits / temperature).log_softmax(1), soft, reduction="batchmean")
+            loss = (1 - weight) * ce + weight * temperature**2 * kd
+            self.train_loss(loss.detach())
+            self.train_metrics.update(logits.detach(), y)
+            return loss
+
+    module.__class__ = Distilled
+
+
 def sharpness_aware_training(module: "FingerspellModule", rho: float) -> None:
     """Turn a run into SAM training: each optimizer step first computes the gradient at the
     weights, moves them `rho` along it (normalised over all parameters), takes the gradient
@@ -205,7 +244,15 @@ def sharpness_aware_training(module: "FingerspellModule", rho: float) -> None:
     module.__class__ = SharpnessAware
 
 
-def run_one(recipe: str, seed: int, epochs: int, dev: Path, out: Path, save: Path | None) -> None:
+def run_one(
+    recipe: str,
+    seed: int,
+    epochs: int,
+    dev: Path,
+    out: Path,
+    save: Path | None,
+    teachers: list[Path] | None = None,
+) -> None:
     """Train one recipe/seed and write its scores as JSON to `out`."""
     import lightning as L
     import torch
@@ -239,6 +286,8 @@ def run_one(recipe: str, seed: int, epochs: int, dev: Path, out: Path, save: Pat
         mixed_training(module, *MIXING[recipe])
     if recipe in SHARPNESS:
         sharpness_aware_training(module, SHARPNESS[recipe])
+    if recipe in DISTILLATION:
+        distilled_training(module, teachers or [], *DISTILLATION[recipe])
     ckpt_dir = Path(out).with_suffix("")
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/loss", mode="min")
     # weight averaging from the recipe's `callbacks` (checkpoints then hold the averaged weights)
@@ -328,6 +377,7 @@ NAMES = {
     "half-prorandconv-sgd": "p=0.5 + progressive random convolutions, SGD + Nesterov (lr 0.05) instead of AdamW",
     "half-prorandconv-mixstyle": "p=0.5 + progressive random convolutions + MixStyle (p 0.5, after conv 1 and 2)",
     "half-prorandconv-ampmix": "p=0.5 + progressive random convolutions + Fourier amplitude mixing (every augmented image)",
+    "half-prorandconv-distil": "p=0.5 + progressive random convolutions, distilled from the three 16-epoch seeds (weight 0.7, T 2)",
     "prorandconv-p0.7": "p=0.7 (not 0.5) + progressive random convolutions",
     "half-prorandconv-jsd": "p=0.5 + progressive random convolutions, two views + consistency loss (JSD, weight 10)",
     "half-prorandconv-jsd1": "p=0.5 + progressive random convolutions, two views + consistency loss (JSD, weight 1)",
@@ -397,6 +447,7 @@ def main() -> None:
     parser.add_argument("--save", type=Path, default=None, help="save each best model's weights here")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/real_ablation.json")
     parser.add_argument("--table", action="store_true", help="print the markdown table of --out and stop")
+    parser.add_argument("--teachers", nargs="+", type=Path, default=[], help="checkpoints to distil from")
     parser.add_argument("--one", nargs=2, metavar=("RECIPE", "SEED"), help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -406,7 +457,7 @@ def main() -> None:
     if args.dev is None or not args.dev.is_file():
         parser.error(f"--dev {args.dev}: no such file; make it with benchmarks/real_hands.py --dump-dev PATH")
     if args.one:
-        run_one(args.one[0], int(args.one[1]), args.epochs, args.dev, args.result, args.save)
+        run_one(args.one[0], int(args.one[1]), args.epochs, args.dev, args.result, args.save, args.teachers)
         return
     args.work.mkdir(parents=True, exist_ok=True)
     queue = [(r, s) for s in args.seeds for r in args.runs]
@@ -432,6 +483,8 @@ def main() -> None:
             ]
             if args.save:
                 cmd += ["--save", str(args.save)]
+            if args.teachers:
+                cmd += ["--teachers", *map(str, args.teachers)]
             log = (args.work / f"{recipe}_s{seed}.log").open("w")
             running.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), result))
         time.sleep(1)

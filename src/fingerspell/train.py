@@ -67,15 +67,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     datamodule = build_datamodule(cfg)
     settings = (cfg.get("logger") or {}).get("mlflow")
+    fresh = bool(cfg.get("train")) and not ckpt_path  # a new run must not leave the old checkpoints
     if global_rank() != 0 or not settings:  # DDP workers and logger=none: no tracking
-        if global_rank() == 0 and not ckpt_path:
+        if global_rank() == 0 and fresh:
             clear_checkpoints(paths.checkpoints)
         result = fit_and_test(cfg, datamodule, paths, ckpt_path)
         if result.is_global_zero:
             write_run_record(paths.run_record, None, result)
         return result.metrics
-    if not ckpt_path:
-        clear_checkpoints(paths.checkpoints)
     tags = {
         "fingerspell.data_fingerprint": str(meta["fingerprint"]),
         "fingerspell.model": str(cfg.model._target_),
@@ -87,6 +86,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     tags |= {tag: os.environ[var] for var, tag in DVC_EXPERIMENT_TAGS.items() if os.environ.get(var)}
     resume_id = RunRecord.read(ckpt_path).get("run_id") if ckpt_path else None
     with tracked_run(settings, cfg, tags, run_name(settings), resume_id) as run:
+        if fresh:  # only once the store has answered: a refused start keeps the last run's files
+            clear_checkpoints(paths.checkpoints)
         record = {"run_id": run.run_id, "experiment_id": run.experiment_id, "tracking_uri": run.tracking_uri}
         result = fit_and_test(cfg, datamodule, paths, ckpt_path, RunLogger(run), [RunRecord(record)])
         example = datamodule.splits["val"].images[:4].float().div(255)
@@ -104,15 +105,18 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 def run_name(settings: DictConfig) -> str:
-    """The configured name, else a sweep job's overrides, else the DVC experiment's, else the time.
+    """The run's name: a sweep job's, the configured one, the DVC experiment's, or the time.
+
+    A sweep job's number and overrides come after the configured name, if any.
 
     The time as `train-20261127-091530`. Not MLflow's random name: `seed_everything` has seeded Python's `random` by then, so every
     run with one seed got the same name.
     """
+    if in_multirun():  # each job its own name, even under a configured one: failures are found by name
+        job = job_run_name(int(HydraConfig.get().job.num), list(HydraConfig.get().overrides.task))
+        return f"{settings.run_name} {job}" if settings.get("run_name") else job
     if settings.get("run_name"):
         return str(settings.run_name)
-    if in_multirun():
-        return job_run_name(int(HydraConfig.get().job.num), list(HydraConfig.get().overrides.task))
     if os.environ.get("DVC_EXP_NAME"):  # the DVC experiment's own name: one name in both tables
         return os.environ["DVC_EXP_NAME"]
     return f"train-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -202,6 +206,8 @@ def main() -> None:
     refused_jobs.clear()
     try:
         run_hydra(COMMAND, _hydra_main, also=(TrackingError, MisconfigurationException))
+    except KeyboardInterrupt:  # Ctrl-C: the run is KILLED (tracked_run), and last.ckpt resumes it
+        fail(COMMAND, "interrupted; continue with ckpt_path=last (and the same overrides)", exit_code=130)
     except RuntimeError as err:
         if "srun" not in str(err):  # submitit's own check, off a SLURM cluster
             raise

@@ -16,7 +16,7 @@ from fingerspell.data.errors import DataError
 from fingerspell.models.module import FingerspellModule
 from fingerspell.tracking.setup import tracking_uri
 from fingerspell.train import train
-from fingerspell.training.checks import check_config
+from fingerspell.training.checks import check_config, check_resume
 from tests.fixtures.train import compose_train, tmp_paths
 
 
@@ -172,3 +172,44 @@ def test_callbacks_none_trains_with_lightnings_own_checkpoint(tiny_processed: Pa
     metrics = train(cfg)
     assert "val/loss_best" not in metrics
     assert 0 <= metrics["test/acc"] <= 1
+
+
+def test_the_curves_hold_every_epoch_trained_not_only_up_to_the_best(
+    train_cfg: DictConfig, tmp_path: Path
+) -> None:
+    """Testing reloads the best checkpoint, whose history ends at its own epoch: the curves (DVC
+    plot, MLflow artifact) lost the epochs after it, e.g. an early-stopped run's last `patience`."""
+    with open_dict(train_cfg):
+        train_cfg.trainer.max_epochs = 3
+        train_cfg.logger = None
+        # "best" is then the epoch of the highest val/loss: an early one, so the history behind it is short
+        train_cfg.callbacks.model_checkpoint.mode = "max"
+    metrics = train(train_cfg)
+    best = torch.load(
+        tmp_path / "models" / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False
+    )
+    assert best["epoch"] < 2, "the best checkpoint must come before the last epoch for this test"
+    assert metrics["epochs"] == 3
+    rows = (tmp_path / "reports" / "train_curves.csv").read_text().splitlines()
+    assert len(rows) == 1 + 3, rows
+
+
+def test_resuming_with_another_network_is_refused_before_the_run_is_reopened(train_cfg: DictConfig) -> None:
+    """The weights only fit the network they came from; Lightning's size-mismatch traceback came
+    after the finished (and registered) run had been reopened and marked FAILED."""
+    train(train_cfg)
+    with open_dict(train_cfg):
+        train_cfg.ckpt_path = "last"
+        train_cfg.model.widths = [8, 16, 32]
+    with pytest.raises(
+        ValueError,
+        match=re.escape("resumes a run of model.widths=[16, 32, 64], this config asks for [8, 16, 32]"),
+    ):
+        train(train_cfg)
+    (run,) = runs()
+    assert run.info.status == "FINISHED"
+    with open_dict(train_cfg):
+        train_cfg.model.widths = [16, 32, 64]
+    check_resume(
+        str(Path(train_cfg.paths.checkpoints_dir) / "last.ckpt"), train_cfg
+    )  # the same network resumes

@@ -55,6 +55,12 @@ def free_port() -> int:
         (["augment=real", "augment.p=2"], "error: augment.p is out of range: 2"),  # not Hydra's wrapper
         (["logger.mlflow.promote=maybe"], "logger.mlflow.promote='maybe' must be true or false"),
         (["trainer.limit_train_batches=0"], "trainer.limit_train_batches=0 trains nothing"),
+        (["optimized_metric=val/acc"], "optimized_metric='val/acc': only val/loss is supported"),
+        (["train=false"], "train=false tests a trained checkpoint: give ckpt_path=<file>"),
+        (["model.image_size=64"], "model.image_size=64 does not match the data's 28 px images"),
+        (["data.datamodule.batch_size=30000"], "batch_size=30000 is larger than the 24710 training images"),
+        (["trainer.max_epochs=-1"], "trainer.max_epochs=-1 (no limit) cannot size the OneCycleLR schedule"),
+        ([], "is not a database MLflow can open"),
         pytest.param(
             ["trainer=gpu"],
             "trainer.accelerator=gpu (trainer=gpu, ddp) needs a CUDA GPU and this machine has none; use"
@@ -78,6 +84,12 @@ def free_port() -> int:
         "augment-value",
         "promote-flag",
         "no-batches",
+        "metric-to-maximise",
+        "test-only-without-checkpoint",
+        "image-size",
+        "batch-over-split",
+        "endless-one-cycle",
+        "corrupt-store",
         "gpu-without-one",
     ],
 )
@@ -92,6 +104,9 @@ def test_bad_input_is_one_line_and_exit_1(
     # in-process `main()` (the console script's function): the same code path, without a 10 s start-up
     if expected == "is unreachable":
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    if expected == "is not a database MLflow can open":
+        (tmp_path / "bad.db").write_bytes(bytes(range(256)) * 20)  # not SQLite: sqlalchemy's page-long error
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'bad.db'}")
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
     if any("other.zip" in e for e in extra):  # a zip archive, but not torch's
         import zipfile
@@ -109,6 +124,75 @@ def test_bad_input_is_one_line_and_exit_1(
     assert lines[0].startswith("fingerspell-train: error: ")
     assert expected in lines[0]
     assert not (tmp_path / "models" / "checkpoints" / "last.ckpt").exists()
+
+
+@pytest.mark.parametrize("fault", ["no-server", "corrupt-store", "test-only-without-checkpoint"])
+def test_a_refused_start_keeps_the_last_runs_checkpoints(
+    tiny_processed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    """The checkpoints are cleared for a new run only once it can start: a refused one leaves the
+    last run's files (and `train_run.json`, which points at them) usable."""
+    folder = tmp_path / "models" / "checkpoints"
+    folder.mkdir(parents=True)
+    for name in ("best.ckpt", "last.ckpt"):
+        (folder / name).write_bytes(b"the last run's weights")
+    extra = ["train=false"] if fault == "test-only-without-checkpoint" else []
+    if fault == "no-server":
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    else:
+        (tmp_path / "bad.db").write_bytes(bytes(range(256)) * 20)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'bad.db'}")
+    monkeypatch.setattr(sys, "argv", ["fingerspell-train", *cli_args(tmp_path, tiny_processed, *extra)])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
+def test_an_optuna_search_of_no_trials_is_refused_before_its_parent_run(
+    tiny_processed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uri = store(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    argv = ["-m", "hparams_search=optuna", "hparams_search.n_trials=0", *cli_args(tmp_path, tiny_processed)]
+    monkeypatch.setattr(sys, "argv", ["fingerspell-train", *argv])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert lines == ["fingerspell-train: error: hparams_search.n_trials=0 must be a whole number >= 1"]
+    assert all_runs(uri) == [], "no parent run left FAILED and empty"
+
+
+def test_ctrl_c_ends_the_run_killed_with_one_line(
+    tiny_processed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Lightning turns Ctrl-C into exit 1, which read as a crash: the run was FAILED, not KILLED."""
+    from fingerspell.models.module import FingerspellModule
+
+    uri = store(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+
+    def interrupted(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt  # as if Ctrl-C came during the first step
+
+    monkeypatch.setattr(FingerspellModule, "training_step", interrupted)
+    monkeypatch.setattr(sys, "argv", ["fingerspell-train", *cli_args(tmp_path, tiny_processed)])
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            main()
+    finally:
+        signal.signal(signal.SIGINT, handler)  # Lightning ignores further Ctrl-C on its way out
+    assert exit_.value.code == 130
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert (
+        last == "fingerspell-train: error: interrupted; continue with ckpt_path=last (and the same overrides)"
+    )
+    (run,) = all_runs(uri)
+    assert run.info.status == "KILLED"
 
 
 @pytest.mark.slow
@@ -215,12 +299,14 @@ def test_a_refused_sweep_job_fails_alone_and_the_sweep_ends_failed(
     with its reason, the parent ends FAILED (not RUNNING forever), and the command exits 1."""
     uri = store(tmp_path)
     args = [a for a in cli_args(tmp_path, tiny_processed) if not a.startswith("optimizer.lr=")]
-    proc = run_cli(["-m", *args, "optimizer.lr=1e-3,-1,2e-3"], tmp_path, timeout=600, MLFLOW_TRACKING_URI=uri)
+    # a configured run name comes before each job's own: one shared name hid the refused job
+    sweep = ["-m", *args, "logger.mlflow.run_name=lr-trial", "optimizer.lr=1e-3,-1,2e-3"]
+    proc = run_cli(sweep, tmp_path, timeout=600, MLFLOW_TRACKING_URI=uri)
     assert proc.returncode == 1, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("fingerspell-train: error: ")]
     assert errors == [
         "fingerspell-train: error: optimizer.lr=-1 must be > 0",
-        "fingerspell-train: error: 1 sweep job(s) did not finish: #1 optimizer.lr=-1",
+        "fingerspell-train: error: 1 sweep job(s) did not finish: lr-trial #1 optimizer.lr=-1",
     ]
     assert "Traceback" not in proc.stderr
     runs = all_runs(uri)
@@ -228,11 +314,16 @@ def test_a_refused_sweep_job_fails_alone_and_the_sweep_ends_failed(
     children = {
         r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
     }
-    assert sorted(children) == ["#0 optimizer.lr=0.001", "#1 optimizer.lr=-1", "#2 optimizer.lr=0.002"]
-    refused = children["#1 optimizer.lr=-1"]
+    names = [
+        "lr-trial #0 optimizer.lr=0.001",
+        "lr-trial #1 optimizer.lr=-1",
+        "lr-trial #2 optimizer.lr=0.002",
+    ]
+    assert sorted(children) == names
+    refused = children["lr-trial #1 optimizer.lr=-1"]
     assert refused.info.status == "FAILED"
     assert refused.data.tags["fingerspell.error"] == "optimizer.lr=-1 must be > 0"
-    ran = [children["#0 optimizer.lr=0.001"], children["#2 optimizer.lr=0.002"]]
+    ran = [children["lr-trial #0 optimizer.lr=0.001"], children["lr-trial #2 optimizer.lr=0.002"]]
     assert all(r.info.status == "FINISHED" for r in ran)
     assert parent.info.status == "FAILED"
     best = min(ran, key=lambda r: r.data.metrics["val/loss_best"])

@@ -18,7 +18,7 @@ OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
 # Schedulers whose horizon is the run's length in optimizer steps, filled in at fit time.
-_HORIZON_ARGS = {"CosineAnnealingLR": "T_max", "OneCycleLR": "total_steps", "LinearLR": "total_iters"}
+HORIZON_ARGS = {"CosineAnnealingLR": "T_max", "OneCycleLR": "total_steps", "LinearLR": "total_iters"}
 
 
 class Normalized(nn.Module):
@@ -205,7 +205,7 @@ class FingerspellModule(L.LightningModule):
             return optimizer
         kwargs: dict[str, Any] = {}
         func = getattr(self.scheduler_factory, "func", self.scheduler_factory)
-        horizon = _HORIZON_ARGS.get(getattr(func, "__name__", ""))
+        horizon = HORIZON_ARGS.get(getattr(func, "__name__", ""))
         if horizon and horizon not in getattr(self.scheduler_factory, "keywords", {}):
             # at least 10: OneCycleLR divides by its warm-up length, zero for a few-step debug run
             kwargs[horizon] = max(10, int(self.trainer.estimated_stepping_batches))

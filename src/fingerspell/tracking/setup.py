@@ -1,6 +1,8 @@
 """Where runs are recorded, and a fast check that the store can be reached before training."""
 
+import contextlib
 import os
+import sqlite3
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -62,11 +64,25 @@ def check_reachable(uri: str, timeout_s: float = 3.0) -> None:
             raise TrackingError(
                 f"MLflow store {uri}: folder {path.parent} does not exist; create it or fix the URI"
             )
+        if path.exists():
+            _check_sqlite(uri, path)
     elif parsed.scheme in ("", "file"):
         raise TrackingError(
             f"MLflow tracking URI {uri!r} is a file store, which MLflow 3 refuses; "
             "use sqlite:///<path>/mlflow.db or an http(s) server"
         )
+
+
+def _check_sqlite(uri: str, path: Path) -> None:
+    """An existing store file must be an SQLite database (sqlalchemy's error is a page long)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            db.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.Error as err:
+        raise TrackingError(
+            f"MLflow store {uri} is not a database MLflow can open ({err}); move the file aside "
+            "or point MLFLOW_TRACKING_URI at another store"
+        ) from err
 
 
 def use_store(uri: str | None = None) -> MlflowClient:

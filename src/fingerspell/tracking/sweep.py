@@ -17,10 +17,11 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 from omegaconf import DictConfig, OmegaConf
 
+from fingerspell.cli_errors import fail
 from fingerspell.tracking.artifacts import MODEL_URI_TAG
 from fingerspell.tracking.registry import register
 from fingerspell.tracking.runs import PARENT_RUN_ENV, SWEEP_KEYS_ENV, git_commit
-from fingerspell.tracking.setup import check_reachable, experiment_id, tracking_uri, use_store
+from fingerspell.tracking.setup import TrackingError, check_reachable, experiment_id, tracking_uri, use_store
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +134,16 @@ class MLflowSweepCallback(Callback):
         self.experiment_id: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        trials = config.hydra.sweeper.get("n_trials")
+        if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
+            # before the parent run: Optuna's own "No trials are completed yet" left it FAILED and
+            # empty. A SystemExit, as Hydra turns a callback's exceptions into warnings and goes on.
+            fail("fingerspell-train", f"hparams_search.n_trials={trials!r} must be a whole number >= 1")
         uri = tracking_uri()
-        check_reachable(uri)
+        try:
+            check_reachable(uri)
+        except TrackingError as err:  # ends the sweep in one line, before any job
+            fail("fingerspell-train", str(err))
         client = use_store(uri)
         self.experiment_id = experiment_id(client, self.experiment_name)
         overrides = " ".join(OmegaConf.to_container(config.hydra.overrides.task) or [])  # type: ignore[arg-type]

@@ -4,10 +4,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from fingerspell.data.errors import DataError
 from fingerspell.data.processed import load_meta
+from fingerspell.models.module import HORIZON_ARGS
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -81,6 +82,25 @@ def check_config(cfg: DictConfig) -> None:
             )
     if not cfg.get("train") and not cfg.get("test"):
         raise ValueError("train=false and test=false: nothing to do")
+    if not cfg.get("train") and not cfg.get("ckpt_path"):  # it would test an untrained network
+        raise ValueError(
+            "train=false tests a trained checkpoint: give ckpt_path=<file> "
+            "(e.g. ckpt_path=models/checkpoints/best.ckpt)"
+        )
+    metric = cfg.get("optimized_metric")
+    if metric is not None and metric != "val/loss":
+        # checkpointing, early stopping, the sweep objective and the registry all minimise it
+        raise ValueError(
+            f"optimized_metric={metric!r}: only val/loss is supported (every selection minimises it; "
+            "validation accuracy reaches 100% within a few epochs and cannot rank runs)"
+        )
+    scheduler = str(_get(cfg, "scheduler._target_") or "").rsplit(".", 1)[-1]
+    horizon = HORIZON_ARGS.get(scheduler)
+    if max_epochs == -1 and horizon and _get(cfg, f"scheduler.{horizon}") is None:
+        raise ValueError(
+            f"trainer.max_epochs=-1 (no limit) cannot size the {scheduler} schedule; "
+            "use scheduler=plateau or scheduler=none, or give trainer.max_epochs"
+        )
 
 
 def check_data(cfg: DictConfig) -> dict[str, Any]:
@@ -103,6 +123,19 @@ def check_data(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(
             f"model.num_classes={classes!r} does not match the data's {meta['num_classes']} letters; "
             "leave it out (it follows the data)"
+        )
+    size, shape = _get(cfg, "model.image_size"), meta.get("image_shape")
+    if size is not None and shape and size != shape[-1]:
+        raise ValueError(
+            f"model.image_size={size!r} does not match the data's {shape[-1]} px images; "
+            "leave it out (it follows the data)"
+        )
+    batch, rows = _get(cfg, "data.datamodule.batch_size"), (meta.get("rows") or {}).get("train")
+    if cfg.get("train") and isinstance(batch, int) and isinstance(rows, int) and batch > rows:
+        # the train loader drops the last partial batch, so not one step would be taken
+        raise ValueError(
+            f"data.datamodule.batch_size={batch} is larger than the {rows} training images; "
+            "nothing would train (the default is 128)"
         )
     return meta
 
@@ -159,3 +192,15 @@ def check_resume(ckpt_path: str | None, cfg: DictConfig) -> None:
             f"ckpt_path={cfg.get('ckpt_path')} resumes a run of trainer.max_epochs={saved}, this config "
             f"asks for {wanted}; resume with trainer.max_epochs={saved}, or train anew without ckpt_path"
         )
+    # the weights only fit the network they came from (Lightning's size-mismatch traceback would
+    # also come after the finished run it continues has been reopened and marked FAILED)
+    trained = (checkpoint.get("hyper_parameters") or {}).get("net")
+    asked = OmegaConf.to_container(cfg.model, resolve=True) if cfg.get("model") is not None else None
+    if isinstance(trained, dict) and isinstance(asked, dict):
+        changed = [key for key, value in asked.items() if trained.get(key, "<unset>") != value]
+        if changed:
+            key = str(changed[0])
+            raise ValueError(
+                f"ckpt_path={cfg.get('ckpt_path')} resumes a run of model.{key}={trained.get(key, '<unset>')}, "
+                f"this config asks for {asked[key]!s}; resume with the same model, or train anew without ckpt_path"
+            )

@@ -56,7 +56,12 @@ def fit_and_test(
     metrics: dict[str, float] = {}
     start = time.perf_counter()
     if cfg.get("train"):
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        except SystemExit as stop:
+            if trainer.interrupted:  # Lightning turns Ctrl-C into exit 1: the run is KILLED, not FAILED
+                raise KeyboardInterrupt from stop
+            raise
         metrics["time/fit_s"] = time.perf_counter() - start
         metrics["epochs"] = float(trainer.current_epoch)
     best = _best_checkpoint(trainer)
@@ -67,8 +72,11 @@ def fit_and_test(
         metrics["val/loss_best"] = float(score)
     if cfg.get("test"):
         test_ckpt = str(best) if best is not None else (None if cfg.get("train") else ckpt_path)
+        trained = list(module.history)
         # loads the best weights into `module`, so the reports and the logged model are the best ones
         results = trainer.test(module, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False)
+        if cfg.get("train"):  # the best checkpoint's history ends at its epoch; the curves show every one
+            module.history = trained
         metrics.update({key: float(value) for key, value in (results[0] if results else {}).items()})
     result = JobResult(metrics, best, module, is_global_zero=trainer.is_global_zero)
     if trainer.is_global_zero:
