@@ -204,10 +204,12 @@ def one_line_errors() -> Iterator[None]:
 def main() -> None:
     """Console entry point of `fingerspell-train`: exit 1 when any job of a sweep failed."""
     refused_jobs.clear()
+    status = "FAILED"  # of a sweep's parent run, if the sweep ends before its end callback
     try:
         run_hydra(COMMAND, _hydra_main, also=(TrackingError, MisconfigurationException))
-    except KeyboardInterrupt:  # Ctrl-C: the run is KILLED (tracked_run), and last.ckpt resumes it
-        fail(COMMAND, "interrupted; continue with ckpt_path=last (and the same overrides)", exit_code=130)
+    except KeyboardInterrupt as stop:  # Ctrl-C: the job's run is KILLED (tracked_run), its parent too
+        status = "KILLED"
+        fail(COMMAND, getattr(stop, "message", "interrupted"), exit_code=130)
     except RuntimeError as err:
         if "srun" not in str(err):  # submitit's own check, off a SLURM cluster
             raise
@@ -217,7 +219,7 @@ def main() -> None:
             "or hydra/launcher=joblib on this machine",
         )
     finally:
-        end_interrupted_sweep()
+        end_interrupted_sweep(status)
     if refused_jobs:  # filled from the jobs' markers by the RefusedJobsCallback
         fail(COMMAND, f"{len(refused_jobs)} sweep job(s) did not finish: {', '.join(refused_jobs)}")
 

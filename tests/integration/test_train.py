@@ -201,15 +201,23 @@ def test_resuming_with_another_network_is_refused_before_the_run_is_reopened(tra
     with open_dict(train_cfg):
         train_cfg.ckpt_path = "last"
         train_cfg.model.widths = [8, 16, 32]
-    with pytest.raises(
-        ValueError,
-        match=re.escape("resumes a run of model.widths=[16, 32, 64], this config asks for [8, 16, 32]"),
-    ):
+    message = "holds weights of another network (model.widths=[16, 32, 64] -> [8, 16, 32])"
+    with pytest.raises(ValueError, match=re.escape(message)):
         train(train_cfg)
     (run,) = runs()
     assert run.info.status == "FINISHED"
+    last = str(Path(train_cfg.paths.checkpoints_dir) / "last.ckpt")
     with open_dict(train_cfg):
         train_cfg.model.widths = [16, 32, 64]
-    check_resume(
-        str(Path(train_cfg.paths.checkpoints_dir) / "last.ckpt"), train_cfg
-    )  # the same network resumes
+        train_cfg.model.drop_rate = 0.1
+    check_resume(last, train_cfg)  # the same shapes resume, even with another dropout rate
+
+
+def test_no_epoch_limit_needs_a_step_limit_for_a_sized_schedule(train_cfg: DictConfig) -> None:
+    with open_dict(train_cfg):
+        train_cfg.trainer.max_epochs = -1
+    with pytest.raises(ValueError, match=re.escape("cannot size the OneCycleLR schedule")):
+        check_config(train_cfg)
+    with open_dict(train_cfg):
+        train_cfg.trainer.max_steps = 3
+    check_config(train_cfg)  # Lightning sizes the schedule from max_steps

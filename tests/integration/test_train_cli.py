@@ -165,10 +165,30 @@ def test_an_optuna_search_of_no_trials_is_refused_before_its_parent_run(
     assert all_runs(uri) == [], "no parent run left FAILED and empty"
 
 
+@pytest.mark.parametrize(
+    ("step", "sweep", "expected"),
+    [
+        ("training_step", False, "interrupted before the first checkpoint was saved; run it again"),
+        ("test_step", False, "interrupted; continue with ckpt_path=last (and the same overrides)"),
+        (
+            "training_step",
+            True,
+            "interrupted; the sweep stopped here (finished jobs are in MLflow): run it again",
+        ),
+    ],
+    ids=["during-fit", "during-test", "in-a-sweep"],
+)
 def test_ctrl_c_ends_the_run_killed_with_one_line(
-    tiny_processed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tiny_processed: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    step: str,
+    sweep: bool,
+    expected: str,
 ) -> None:
-    """Lightning turns Ctrl-C into exit 1, which read as a crash: the run was FAILED, not KILLED."""
+    """Lightning turns Ctrl-C into exit 1, which read as a crash: the run was FAILED, not KILLED,
+    and the line says how to go on (`ckpt_path=last` only where there is a last.ckpt to continue)."""
     from fingerspell.models.module import FingerspellModule
 
     uri = store(tmp_path)
@@ -176,10 +196,13 @@ def test_ctrl_c_ends_the_run_killed_with_one_line(
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
 
     def interrupted(self, batch, batch_idx):  # type: ignore[no-untyped-def]
-        raise KeyboardInterrupt  # as if Ctrl-C came during the first step
+        raise KeyboardInterrupt  # as if Ctrl-C came during this step
 
-    monkeypatch.setattr(FingerspellModule, "training_step", interrupted)
-    monkeypatch.setattr(sys, "argv", ["fingerspell-train", *cli_args(tmp_path, tiny_processed)])
+    monkeypatch.setattr(FingerspellModule, step, interrupted)
+    args = cli_args(tmp_path, tiny_processed)
+    if sweep:
+        args = ["-m", *[a for a in args if not a.startswith("optimizer.lr=")], "optimizer.lr=1e-3,2e-3"]
+    monkeypatch.setattr(sys, "argv", ["fingerspell-train", *args])
     handler = signal.getsignal(signal.SIGINT)
     try:
         with pytest.raises(SystemExit) as exit_:
@@ -187,12 +210,12 @@ def test_ctrl_c_ends_the_run_killed_with_one_line(
     finally:
         signal.signal(signal.SIGINT, handler)  # Lightning ignores further Ctrl-C on its way out
     assert exit_.value.code == 130
-    last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert (
-        last == "fingerspell-train: error: interrupted; continue with ckpt_path=last (and the same overrides)"
-    )
-    (run,) = all_runs(uri)
-    assert run.info.status == "KILLED"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"fingerspell-train: error: {expected}"
+    runs = {r.data.tags.get("fingerspell.kind", "job"): r for r in all_runs(uri)}
+    assert runs["job"].info.status == "KILLED"
+    if sweep:
+        assert set(runs) == {"sweep", "job"}, "the sweep stopped at its first job"
+        assert runs["sweep"].info.status == "KILLED"
 
 
 @pytest.mark.slow

@@ -76,7 +76,8 @@ def check_reachable(uri: str, timeout_s: float = 3.0) -> None:
 def _check_sqlite(uri: str, path: Path) -> None:
     """An existing store file must be an SQLite database (sqlalchemy's error is a page long)."""
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        # as a URI, read-only: nothing is created; as_uri() escapes '#', '?' and '%' in the path
+        with contextlib.closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)) as db:
             db.execute("PRAGMA schema_version").fetchone()
     except sqlite3.Error as err:
         raise TrackingError(

@@ -96,8 +96,8 @@ def record_failed_job(experiment_name: str, run_name: str, error: str) -> None:
     client.set_terminated(run.info.run_id, "FAILED")
 
 
-def end_interrupted_sweep() -> None:
-    """Mark FAILED a parent run whose multirun stopped before its end callback.
+def end_interrupted_sweep(status: str = "FAILED") -> None:
+    """Mark FAILED (KILLED after Ctrl-C) a parent run whose multirun stopped before its end callback.
 
     That happens when an error escapes a job (a missing config group, a crash) or the sweeper
     (Optuna with no completed trial); the parent would otherwise stay RUNNING for good.
@@ -109,9 +109,9 @@ def end_interrupted_sweep() -> None:
     uri = tracking_uri()
     try:
         check_reachable(uri)  # a dead server: no minutes of client retries on the way out
-        MlflowClient(uri).set_terminated(parent, "FAILED")
+        MlflowClient(uri).set_terminated(parent, status)
     except Exception as err:  # best effort, on the way out of an error
-        log.warning("could not mark the sweep's parent run %s FAILED: %s", parent, err)
+        log.warning("could not mark the sweep's parent run %s %s: %s", parent, status, err)
 
 
 class MLflowSweepCallback(Callback):

@@ -96,10 +96,11 @@ def check_config(cfg: DictConfig) -> None:
         )
     scheduler = str(_get(cfg, "scheduler._target_") or "").rsplit(".", 1)[-1]
     horizon = HORIZON_ARGS.get(scheduler)
-    if max_epochs == -1 and horizon and _get(cfg, f"scheduler.{horizon}") is None:
+    endless = max_epochs == -1 and (_number(cfg, "trainer.max_steps") or -1) <= 0
+    if endless and horizon and _get(cfg, f"scheduler.{horizon}") is None:
         raise ValueError(
             f"trainer.max_epochs=-1 (no limit) cannot size the {scheduler} schedule; "
-            "use scheduler=plateau or scheduler=none, or give trainer.max_epochs"
+            "use scheduler=plateau or scheduler=none, or give trainer.max_epochs or trainer.max_steps"
         )
 
 
@@ -192,15 +193,27 @@ def check_resume(ckpt_path: str | None, cfg: DictConfig) -> None:
             f"ckpt_path={cfg.get('ckpt_path')} resumes a run of trainer.max_epochs={saved}, this config "
             f"asks for {wanted}; resume with trainer.max_epochs={saved}, or train anew without ckpt_path"
         )
-    # the weights only fit the network they came from (Lightning's size-mismatch traceback would
+    # the weights only fit a network of the same shapes (Lightning's size-mismatch traceback would
     # also come after the finished run it continues has been reopened and marked FAILED)
-    trained = (checkpoint.get("hyper_parameters") or {}).get("net")
-    asked = OmegaConf.to_container(cfg.model, resolve=True) if cfg.get("model") is not None else None
-    if isinstance(trained, dict) and isinstance(asked, dict):
-        changed = [key for key, value in asked.items() if trained.get(key, "<unset>") != value]
-        if changed:
-            key = str(changed[0])
+    saved = {
+        key.removeprefix("net."): tuple(value.shape)
+        for key, value in (checkpoint.get("state_dict") or {}).items()
+        if key.startswith("net.")
+    }
+    if saved and cfg.get("model") is not None:
+        from hydra.utils import instantiate
+
+        wanted = {key: tuple(value.shape) for key, value in instantiate(cfg.model).state_dict().items()}
+        if wanted != saved:
+            trained: dict[str, Any] = (checkpoint.get("hyper_parameters") or {}).get("net") or {}
+            asked: dict[str, Any] = OmegaConf.to_container(cfg.model, resolve=True)  # type: ignore[assignment]
+            changed = [
+                f"model.{key}={trained.get(key, '<unset>')!s} -> {value!s}"
+                for key, value in asked.items()
+                if trained.get(key, "<unset>") != value
+            ]
+            what = ", ".join(changed) or "another network"
             raise ValueError(
-                f"ckpt_path={cfg.get('ckpt_path')} resumes a run of model.{key}={trained.get(key, '<unset>')}, "
-                f"this config asks for {asked[key]!s}; resume with the same model, or train anew without ckpt_path"
+                f"ckpt_path={cfg.get('ckpt_path')} holds weights of another network ({what}); "
+                "resume with the same model, or train anew without ckpt_path"
             )

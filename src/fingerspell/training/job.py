@@ -2,6 +2,8 @@
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from omegaconf import DictConfig
 
 from fingerspell.data.datamodule import SignMNISTDataModule
 from fingerspell.models.module import FingerspellModule
-from fingerspell.training.build import JobPaths, build_callbacks, build_module, build_trainer
+from fingerspell.training.build import JobPaths, build_callbacks, build_module, build_trainer, in_multirun
 from fingerspell.training.reports import predict, write_curves, write_json, write_test_reports
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,34 @@ def _best_checkpoint(trainer: L.Trainer) -> Path | None:
     return None
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during fit or test, with the line that says how to go on from here."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@contextmanager
+def interruptible(trainer: L.Trainer, paths: JobPaths) -> Iterator[None]:
+    """Ctrl-C as `Interrupted`, not Lightning's exit 1 (which read as a crash: the run was FAILED).
+
+    The MLflow run then ends KILLED, and the line says whether `ckpt_path=last` can continue it.
+    """
+    try:
+        yield
+    except SystemExit as stop:
+        if not trainer.interrupted:
+            raise
+        if in_multirun():
+            message = "interrupted; the sweep stopped here (finished jobs are in MLflow): run it again"
+        elif (paths.checkpoints / "last.ckpt").is_file():
+            message = "interrupted; continue with ckpt_path=last (and the same overrides)"
+        else:
+            message = "interrupted before the first checkpoint was saved; run it again"
+        raise Interrupted(message) from stop
+
+
 def fit_and_test(
     cfg: DictConfig,
     datamodule: SignMNISTDataModule,
@@ -56,12 +86,8 @@ def fit_and_test(
     metrics: dict[str, float] = {}
     start = time.perf_counter()
     if cfg.get("train"):
-        try:
+        with interruptible(trainer, paths):
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-        except SystemExit as stop:
-            if trainer.interrupted:  # Lightning turns Ctrl-C into exit 1: the run is KILLED, not FAILED
-                raise KeyboardInterrupt from stop
-            raise
         metrics["time/fit_s"] = time.perf_counter() - start
         metrics["epochs"] = float(trainer.current_epoch)
     best = _best_checkpoint(trainer)
@@ -74,7 +100,8 @@ def fit_and_test(
         test_ckpt = str(best) if best is not None else (None if cfg.get("train") else ckpt_path)
         trained = list(module.history)
         # loads the best weights into `module`, so the reports and the logged model are the best ones
-        results = trainer.test(module, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False)
+        with interruptible(trainer, paths):
+            results = trainer.test(module, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False)
         if cfg.get("train"):  # the best checkpoint's history ends at its epoch; the curves show every one
             module.history = trained
         metrics.update({key: float(value) for key, value in (results[0] if results else {}).items()})

@@ -54,6 +54,18 @@ def test_file_store_is_refused(uri: str) -> None:
         check_reachable(uri)
 
 
+@pytest.mark.parametrize("folder", ["plain", "run#1?x%20"])
+def test_a_file_that_is_not_sqlite_is_refused_and_nothing_is_created(tmp_path: Path, folder: str) -> None:
+    """A corrupt store was sqlalchemy's page-long traceback; '#' or '?' in the path once cut it short."""
+    store = tmp_path / folder
+    store.mkdir()
+    (store / "mlflow.db").write_bytes(bytes(range(256)) * 20)
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(TrackingError, match="is not a database MLflow can open"):
+        check_reachable(f"sqlite:///{store / 'mlflow.db'}")
+    assert sorted(tmp_path.rglob("*")) == before
+
+
 def test_sqlite_store_in_a_missing_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(TrackingError, match="does not exist"):
         check_reachable(f"sqlite:///{tmp_path}/nope/mlflow.db")
