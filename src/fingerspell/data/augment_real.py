@@ -351,14 +351,6 @@ class RealAugment(nn.Module):
     def extra_repr(self) -> str:
         keys = ["rotation", "scale", "translate", "hflip", "background", "background_blend", "gamma"]
         keys += ["brightness", "contrast", "blur", "noise", "compress", "erase", "erase_area", "p"]
-        keys += [
-            "randconv",
-            "randconv_layers",
-            "shear",
-            "aspect",
-            "shading",
-            "hflip_all",
-            "elastic",
-            "ampmix",
-        ]
+        keys += ["randconv", "randconv_layers", "shear", "aspect", "shading"]
+        keys += ["hflip_all", "elastic", "ampmix"]
         return ", ".join(f"{k}={getattr(self, k)}" for k in keys)

@@ -11,10 +11,10 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fingerspell.serve.errors import error_response
+from fingerspell.serve.errors import internal_error
+from fingerspell.serve.errors import log as errors
 
 log = logging.getLogger("fingerspell.serve.access")
-errors = logging.getLogger("fingerspell.serve.errors")
 
 
 class AccessLogMiddleware:
@@ -43,8 +43,7 @@ class AccessLogMiddleware:
             if state["started"]:  # too late for an answer of our own: let the server close it
                 raise
             errors.exception("unhandled error on %s %s", scope.get("method", "-"), scope.get("path", ""))
-            answer = error_response(500, "internal error; the server log has the details")
-            await answer(scope, receive, send_wrapper)
+            await internal_error()(scope, receive, send_wrapper)
         finally:
             client = scope.get("client")
             path = scope.get("path", "")

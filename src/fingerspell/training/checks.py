@@ -161,18 +161,17 @@ def resolve_ckpt_path(ckpt_path: str | None, checkpoints_dir: Path) -> str | Non
 
 
 def check_resume(ckpt_path: str | None, cfg: DictConfig) -> None:
-    """A resumed run keeps its schedule: the one-cycle and cosine schedules are sized for it.
+    """A resumed run keeps its schedule and its network, checked before its MLflow run is reopened.
 
-    Resuming with another `trainer.max_epochs` fails steps past the old end ("Tried to step 11
-    times"), after the finished run it continues has been marked FAILED.
+    Otherwise Lightning fails only after the finished run it continues has been marked FAILED:
+    "Tried to step 11 times" past a one-cycle or cosine schedule sized for another
+    `trainer.max_epochs`, or a size mismatch loading weights into another network.
     """
     if not ckpt_path or not cfg.get("train"):  # a test-only run steps no schedule
         return
     import pickle
 
     import torch
-
-    from fingerspell.models.module import MAX_EPOCHS_KEY
 
     try:
         checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
@@ -186,34 +185,43 @@ def check_resume(ckpt_path: str | None, cfg: DictConfig) -> None:
             f"ckpt_path={cfg.get('ckpt_path')}: {ckpt_path} holds a {type(checkpoint).__name__}, "
             "not a checkpoint written by fingerspell-train"
         )
-    saved = checkpoint.get(MAX_EPOCHS_KEY)
-    wanted = _get(cfg, "trainer.max_epochs")
-    if saved is not None and wanted is not None and saved != wanted:
+    _check_schedule(checkpoint, cfg)
+    _check_network(checkpoint, cfg)
+
+
+def _check_schedule(checkpoint: dict[str, Any], cfg: DictConfig) -> None:
+    from fingerspell.models.module import MAX_EPOCHS_KEY
+
+    trained, asked = checkpoint.get(MAX_EPOCHS_KEY), _get(cfg, "trainer.max_epochs")
+    if trained is not None and asked is not None and trained != asked:
         raise ValueError(
-            f"ckpt_path={cfg.get('ckpt_path')} resumes a run of trainer.max_epochs={saved}, this config "
-            f"asks for {wanted}; resume with trainer.max_epochs={saved}, or train anew without ckpt_path"
+            f"ckpt_path={cfg.get('ckpt_path')} resumes a run of trainer.max_epochs={trained}, this config "
+            f"asks for {asked}; resume with trainer.max_epochs={trained}, or train anew without ckpt_path"
         )
-    # the weights only fit a network of the same shapes (Lightning's size-mismatch traceback would
-    # also come after the finished run it continues has been reopened and marked FAILED)
-    saved = {
+
+
+def _check_network(checkpoint: dict[str, Any], cfg: DictConfig) -> None:
+    """The weights' shapes, not the whole `model` node: a new dropout rate resumes fine."""
+    trained_shapes = {
         key.removeprefix("net."): tuple(value.shape)
         for key, value in (checkpoint.get("state_dict") or {}).items()
         if key.startswith("net.")
     }
-    if saved and cfg.get("model") is not None:
-        from hydra.utils import instantiate
+    if not trained_shapes or cfg.get("model") is None:
+        return
+    from hydra.utils import instantiate
 
-        wanted = {key: tuple(value.shape) for key, value in instantiate(cfg.model).state_dict().items()}
-        if wanted != saved:
-            trained: dict[str, Any] = (checkpoint.get("hyper_parameters") or {}).get("net") or {}
-            asked: dict[str, Any] = OmegaConf.to_container(cfg.model, resolve=True)  # type: ignore[assignment]
-            changed = [
-                f"model.{key}={trained.get(key, '<unset>')!s} -> {value!s}"
-                for key, value in asked.items()
-                if trained.get(key, "<unset>") != value
-            ]
-            what = ", ".join(changed) or "another network"
-            raise ValueError(
-                f"ckpt_path={cfg.get('ckpt_path')} holds weights of another network ({what}); "
-                "resume with the same model, or train anew without ckpt_path"
-            )
+    asked_shapes = {key: tuple(value.shape) for key, value in instantiate(cfg.model).state_dict().items()}
+    if asked_shapes == trained_shapes:
+        return
+    trained: dict[str, Any] = (checkpoint.get("hyper_parameters") or {}).get("net") or {}
+    asked: dict[str, Any] = OmegaConf.to_container(cfg.model, resolve=True)  # type: ignore[assignment]
+    changed = [
+        f"model.{key}={trained.get(key, '<unset>')!s} -> {value!s}"
+        for key, value in asked.items()
+        if trained.get(key, "<unset>") != value
+    ]
+    raise ValueError(
+        f"ckpt_path={cfg.get('ckpt_path')} holds weights of another network ({', '.join(changed) or 'its weight shapes differ'}); "
+        "resume with the same model, or train anew without ckpt_path"
+    )
