@@ -66,6 +66,7 @@ RECIPES: dict[str, list[str]] = {
     "half-prorandconv-sgd": [*PROGRESSIVE, "optimizer=sgd"],
     "half-prorandconv-mixstyle": [*PROGRESSIVE, "+model.mixstyle=0.5"],
     "half-prorandconv-ampmix": [*PROGRESSIVE, "augment.ampmix=1.0"],
+    "half-prorandconv-image_norm": [*PROGRESSIVE, "+model.image_norm=true"],
     "half-prorandconv-distil": PROGRESSIVE,  # + DISTILLATION below
     "prorandconv-p0.7": [*PROGRESSIVE, "augment.p=0.7"],  # the later augment.p wins
     "half-prorandconv-jsd": PROGRESSIVE,  # + CONSISTENCY below
@@ -377,6 +378,7 @@ NAMES = {
     "half-prorandconv-sgd": "p=0.5 + progressive random convolutions, SGD + Nesterov (lr 0.05) instead of AdamW",
     "half-prorandconv-mixstyle": "p=0.5 + progressive random convolutions + MixStyle (p 0.5, after conv 1 and 2)",
     "half-prorandconv-ampmix": "p=0.5 + progressive random convolutions + Fourier amplitude mixing (every augmented image)",
+    "half-prorandconv-image_norm": "p=0.5 + progressive random convolutions, each image standardised in the net",
     "half-prorandconv-distil": "p=0.5 + progressive random convolutions, distilled from the three 16-epoch seeds retrained on a new machine (weight 0.7, T 2)",
     "prorandconv-p0.7": "p=0.7 (not 0.5) + progressive random convolutions",
     "half-prorandconv-jsd": "p=0.5 + progressive random convolutions, two views + consistency loss (JSD, weight 10)",

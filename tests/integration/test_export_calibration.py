@@ -184,3 +184,31 @@ def test_predict_crop_auto_says_unsure_for_a_scene_without_a_hand(
     crops_answered = [not rows[f"crop{i}.png"]["unsure"] for i in range(40)]
     assert sum(scene_unsure) >= 5, [rows[f"scene{s}.jpg"]["probability"] for s in range(6)]
     assert np.mean(crops_answered) > 0.5, "clean Sign-MNIST crops are mostly answered"
+
+
+def test_a_standardised_export_reads_a_darker_copy_of_an_image_as_the_image(
+    trained_checkpoint: Path, processed_dir: Path, shipped: Path, tmp_path: Path
+) -> None:
+    """`standardise_input=true` puts the per-image standardisation in the graph itself: every
+    runtime reading the ONNX file gets it, and the report and metadata say which statistics."""
+    out = export(trained_checkpoint, processed_dir, tmp_path, "standardise_input=true")
+    report = json.loads((out / "export.json").read_text())
+    train_images, _ = load_split(processed_dir, "train")
+    flat = train_images.reshape(len(train_images), -1).astype(np.float64)
+    expected = {"mean": flat.mean(1).mean(), "std": flat.std(1).mean()}
+    assert report["standardised_input"] == pytest.approx(expected, abs=1e-3)
+    props = {p.key: p.value for p in onnx.load(str(out / "model.onnx")).metadata_props}
+    assert json.loads(props["fingerspell.standardised_input"]) == pytest.approx(expected, abs=1e-3)
+    assert report["parity"]["passed"] is True
+    images = load_split(processed_dir, "test")[0][:300].astype(np.float32)
+    darker = images * 0.5 + 20  # a dim, flat exposure of the same crops
+    standardised, plain = OnnxPredictor(out / "model.onnx"), OnnxPredictor(shipped / "model.onnx")
+    np.testing.assert_allclose(
+        standardised.predict_proba(darker), standardised.predict_proba(images), atol=1e-3
+    )
+    assert np.abs(plain.predict_proba(darker) - plain.predict_proba(images)).max() > 0.05
+    shipped_report = json.loads((shipped / "export.json").read_text())
+    assert shipped_report["standardised_input"] is None
+    assert "fingerspell.standardised_input" not in {
+        p.key for p in onnx.load(str(shipped / "model.onnx")).metadata_props
+    }

@@ -60,6 +60,7 @@ def settings_from_config(cfg: DictConfig) -> ExportSettings:
         log_mlflow=setting(cfg, "mlflow.log", bool, True),
         registered_name=cfg.mlflow.registered_name or None,
         calibration=calibration,
+        standardise_input=setting(cfg, "standardise_input", bool, False),
         calibration_augment=instantiate(augment) if calibration.enabled and augment else None,
     )
 

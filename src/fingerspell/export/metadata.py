@@ -25,12 +25,14 @@ def build_metadata(
     temperature: float | None = None,
     unsure_threshold: float | None = None,
     class_bias: Sequence[float] | None = None,
+    standardised: tuple[float, float] | None = None,
 ) -> dict[str, str]:
     """All `fingerspell.*` keys as strings (JSON where structured), as ONNX requires.
 
     `temperature`, `unsure_threshold` and `class_bias` (one number per letter, added to
     logits / T) come from calibration; without it they are left out and the predictor uses plain
-    softmax and never says unsure.
+    softmax and never says unsure. `standardised` (mean, spread) records that the graph itself
+    gives each input image that grey mean and spread: a note for readers, nothing to apply.
     """
     meta = {
         PREFIX + "letters": json.dumps(list(letters)),
@@ -47,6 +49,8 @@ def build_metadata(
         if len(class_bias) != len(letters):
             raise ValueError(f"class_bias has {len(class_bias)} values for {len(letters)} letters")
         meta[PREFIX + "class_bias"] = json.dumps([float(b) for b in class_bias])
+    if standardised is not None:
+        meta[PREFIX + "standardised_input"] = json.dumps({"mean": standardised[0], "std": standardised[1]})
     if unsure_threshold is not None:
         meta[PREFIX + "unsure_threshold"] = repr(float(unsure_threshold))
     return meta

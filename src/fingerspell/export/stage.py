@@ -18,7 +18,7 @@ from fingerspell.export.onnx_export import export_onnx
 from fingerspell.export.parity import check_parity
 from fingerspell.export.quantize import calibration_sample, quantize_int8
 from fingerspell.export.source import SourceModel, load_source
-from fingerspell.export.wrapper import OnnxWrapper
+from fingerspell.export.wrapper import OnnxWrapper, image_statistics
 from fingerspell.inference.predictor import OnnxPredictor
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class ExportSettings:
     registered_name: str | None = "fingerspell-onnx"
     calibration: CalibrationSettings = field(default_factory=lambda: CalibrationSettings(enabled=False))
     calibration_augment: nn.Module | None = None  # what held-out images go through before fitting T
+    standardise_input: bool = False  # give each input the train images' typical grey mean and spread
 
     def __post_init__(self) -> None:
         """Refuse an opset the exporter cannot write (it would fall back and mislabel the model)."""
@@ -121,7 +122,11 @@ def _export_checked(
     model: SourceModel, settings: ExportSettings, test: tuple[np.ndarray, np.ndarray]
 ) -> dict:
     """Calibrate, export to a temp file, check parity over the whole test split, then move it into place."""
-    wrapper = OnnxWrapper(model.net, model.mean, model.std).eval()
+    standardised = None
+    if settings.standardise_input:
+        standardised = image_statistics(load_split(settings.processed_dir, "train")[0])
+        log.info("inputs standardised to grey mean %.1f, spread %.1f (the train split's)", *standardised)
+    wrapper = OnnxWrapper(model.net, model.mean, model.std, standardised).eval()
     calibration = _calibrate(wrapper, settings, test)
     meta = build_metadata(
         model.letters,
@@ -133,6 +138,7 @@ def _export_checked(
         temperature=calibration["temperature"] if calibration else None,
         unsure_threshold=calibration["unsure_threshold"] if calibration else None,
         class_bias=calibration["class_bias"] if calibration else None,
+        standardised=standardised,
     )
     out = Path(settings.output)
     tmp = temp_beside(out, suffix=".onnx")
@@ -147,7 +153,17 @@ def _export_checked(
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
-    return {"parity": parity.to_dict(), "metadata": meta, "calibration": calibration}
+    standard = (
+        None
+        if standardised is None
+        else {"mean": round(standardised[0], 3), "std": round(standardised[1], 3)}
+    )
+    return {
+        "parity": parity.to_dict(),
+        "metadata": meta,
+        "calibration": calibration,
+        "standardised_input": standard,
+    }
 
 
 def _quantize(settings: ExportSettings, fp32: OnnxPredictor, test: tuple[np.ndarray, np.ndarray]) -> dict:

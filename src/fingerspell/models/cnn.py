@@ -20,6 +20,13 @@ def conv_bn(in_chans: int, out_chans: int, drop_rate: float = 0.0) -> nn.Sequent
     return nn.Sequential(*layers)
 
 
+def standardise(x: Tensor, eps: float = 1e-3) -> Tensor:
+    """Each image to zero mean and unit spread (a flat image stays flat: eps keeps it finite)."""
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    std = x.std(dim=(1, 2, 3), keepdim=True, unbiased=False)
+    return (x - mean) / (std + eps)
+
+
 class ClassicCNN(nn.Module):
     """The widely copied Kaggle Sign-MNIST network (264k parameters, ~7.9 M multiply-adds per image).
 
@@ -35,6 +42,9 @@ class ClassicCNN(nn.Module):
         image_size: side of the square input, to size the dense layer.
         mixstyle: probability of MixStyle after the first two conv blocks in training (0 = off);
             it has no weights, so checkpoints and exported graphs are the same either way.
+        image_norm: standardise each image to zero mean and unit spread before the first conv,
+            so the net cannot see overall brightness or contrast (phone photos are darker than
+            Sign-MNIST crops: mean grey 121 vs 159). No weights; part of the exported graph.
     """
 
     def __init__(
@@ -45,8 +55,10 @@ class ClassicCNN(nn.Module):
         drop_rate: float,
         image_size: int,
         mixstyle: float = 0.0,
+        image_norm: bool = False,
     ) -> None:
         super().__init__()
+        self.image_norm = image_norm
         self.mixstyle = MixStyle(mixstyle) if mixstyle else None  # MixStyle refuses p outside [0, 1]
         self.features = nn.Sequential(
             conv_bn(in_chans, 75),
@@ -72,10 +84,13 @@ class ClassicCNN(nn.Module):
         """
         if "mixstyle" not in state and "mixstyle" not in state.get("_modules", {}):
             state["mixstyle"] = None
+        state.setdefault("image_norm", False)
         super().__setstate__(state)
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, C, H, W) normalised images -> (N, num_classes) logits."""
+        if self.image_norm:
+            x = standardise(x)
         for index, block in enumerate(self.features):
             x = block(x)
             if self.mixstyle is not None and index < 2:  # early layers carry style, the last the letter

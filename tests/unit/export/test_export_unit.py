@@ -13,7 +13,7 @@ from fingerspell.export.metadata import INPUT_SPEC, build_metadata
 from fingerspell.export.onnx_export import export_onnx, save_model
 from fingerspell.export.parity import check_parity
 from fingerspell.export.quantize import calibration_sample
-from fingerspell.export.wrapper import OnnxWrapper
+from fingerspell.export.wrapper import OnnxWrapper, image_statistics
 from fingerspell.inference.predictor import OnnxPredictor
 
 LETTERS = list("ABCDEFGHIKLMNOPQRSTUVWXY")
@@ -40,6 +40,33 @@ def test_wrapper_refuses_zero_std() -> None:
         OnnxWrapper(tiny_net(), mean=0.5, std=0.0)
 
 
+def test_standardised_wrapper_reads_every_exposure_of_an_image_alike() -> None:
+    net = tiny_net().eval()
+    wrapper = OnnxWrapper(net, 0.4, 0.2, standardise=(159.3, 40.2)).eval()
+    x = torch.rand(3, 1, 28, 28) * 255
+    darker = x * 0.5 + 10  # half the contrast, much darker
+    torch.testing.assert_close(wrapper(darker)[0], wrapper(x)[0], rtol=1e-4, atol=1e-4)
+    # the net sees the image at the train images' typical mean and spread
+    seen = (x - x.mean(dim=(1, 2, 3), keepdim=True)) / x.std(dim=(1, 2, 3), keepdim=True, unbiased=False)
+    torch.testing.assert_close(
+        wrapper(x)[0], net(((seen * 40.2 + 159.3) / 255 - 0.4) / 0.2), rtol=1e-4, atol=1e-4
+    )
+    flat = torch.full((1, 1, 28, 28), 30.0)  # no spread to scale: it becomes a flat image at the mean
+    torch.testing.assert_close(wrapper(flat)[0], net(torch.full_like(flat, (159.3 / 255 - 0.4) / 0.2)))
+    plain = OnnxWrapper(net, 0.4, 0.2).eval()
+    assert (plain(darker)[0] - plain(x)[0]).abs().max() > 0.01
+
+
+def test_standardised_spread_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="spread must be positive"):
+        OnnxWrapper(tiny_net(), 0.5, 0.2, standardise=(128.0, 0.0))
+
+
+def test_image_statistics_average_each_images_own_mean_and_spread() -> None:
+    images = np.stack([np.full((1, 28, 28), 100), np.tile([0, 200], (1, 28, 14))]).astype(np.uint8)
+    assert image_statistics(images) == pytest.approx((100.0, 50.0))  # means 100 / 100, spreads 0 / 100
+
+
 def test_metadata_values_are_strings_and_json() -> None:
     meta = build_metadata(LETTERS, 0.5, 0.2, "run123", "fp", 18)
     assert all(isinstance(v, str) for v in meta.values())
@@ -48,6 +75,9 @@ def test_metadata_values_are_strings_and_json() -> None:
     assert json.loads(meta["fingerspell.normalization"]) == {"mean": 0.5, "std": 0.2}
     assert meta["fingerspell.run_id"] == "run123"
     assert meta["fingerspell.opset"] == "18"
+    assert "fingerspell.standardised_input" not in meta
+    noted = build_metadata(LETTERS, 0.5, 0.2, None, None, 18, standardised=(159.3, 40.2))
+    assert json.loads(noted["fingerspell.standardised_input"]) == {"mean": 159.3, "std": 40.2}
 
 
 @pytest.mark.slow

@@ -40,6 +40,9 @@ def test_recipe_overrides_reach_the_config() -> None:
     ema = compose_train(ABLATION.RECIPES["half-prorandconv-ema"]).callbacks.ema
     callback = instantiate(ema)
     assert isinstance(callback, EMAWeightAveraging)
+    assert (
+        instantiate(compose_train(ABLATION.RECIPES["half-prorandconv-image_norm"]).model).image_norm is True
+    )
     assert set(ABLATION.CONSISTENCY) <= set(ABLATION.RECIPES)
     assert set(ABLATION.MIXING) <= set(ABLATION.RECIPES)
     assert set(ABLATION.SHARPNESS) <= set(ABLATION.RECIPES)

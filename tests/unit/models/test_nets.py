@@ -110,3 +110,26 @@ def test_outlier_exposure_makes_hand_free_images_uncertain() -> None:
 def test_outlier_exposure_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match=r"outlier_exposure=-0\.5 must be >= 0"):
         module(outlier_exposure=-0.5)
+
+
+def test_image_norm_makes_the_net_blind_to_brightness_and_contrast() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(8, 1, 28, 28)
+    darker = x * 0.6 - 0.3  # a darker, flatter exposure of the same images
+    normed = ClassicCNN(1, 24, 0.2, 0.3, 28, image_norm=True).eval()
+    torch.testing.assert_close(normed(darker), normed(x), atol=2e-3, rtol=1e-3)
+    assert normed(torch.zeros(2, 1, 28, 28)).isfinite().all()  # a flat image stays finite
+    plain = ClassicCNN(1, 24, 0.2, 0.3, 28).eval()
+    plain.load_state_dict(normed.state_dict())  # no weights of its own: the same state
+    moved = (plain(darker) - plain(x)).abs().max()
+    assert moved > 20 * (normed(darker) - normed(x)).abs().max()
+
+
+def test_nets_pickled_before_image_norm_still_run() -> None:
+    net = ClassicCNN(1, 24, 0.2, 0.3, 28).eval()
+    state = net.__getstate__()
+    del state["image_norm"]  # as MLflow's pickle of an older net has it
+    old = ClassicCNN.__new__(ClassicCNN)
+    old.__setstate__(state)
+    x = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(old(x), net(x))
