@@ -199,6 +199,9 @@ def test_a_standardised_export_reads_a_darker_copy_of_an_image_as_the_image(
     assert report["standardised_input"] == pytest.approx(expected, abs=1e-3)
     props = {p.key: p.value for p in onnx.load(str(out / "model.onnx")).metadata_props}
     assert json.loads(props["fingerspell.standardised_input"]) == pytest.approx(expected, abs=1e-3)
+    assert OnnxPredictor(out / "model.onnx").metadata.to_dict()["standardised_input"] == pytest.approx(
+        expected, abs=1e-3
+    )  # what `/metadata` and `--json` show
     assert report["parity"]["passed"] is True
     images = load_split(processed_dir, "test")[0][:300].astype(np.float32)
     darker = images * 0.5 + 20  # a dim, flat exposure of the same crops
@@ -209,6 +212,7 @@ def test_a_standardised_export_reads_a_darker_copy_of_an_image_as_the_image(
     assert np.abs(plain.predict_proba(darker) - plain.predict_proba(images)).max() > 0.05
     shipped_report = json.loads((shipped / "export.json").read_text())
     assert shipped_report["standardised_input"] is None
+    assert plain.metadata.to_dict()["standardised_input"] is None
     assert "fingerspell.standardised_input" not in {
         p.key for p in onnx.load(str(shipped / "model.onnx")).metadata_props
     }

@@ -2,7 +2,7 @@
 
 The model carries its contract in `metadata_props` (letters, input spec, run id, data
 fingerprint, optional temperature, class bias and unsure threshold); nothing here repeats those
-values.
+values. `standardised_input` only notes what the graph itself does to each image (no step here).
 """
 
 import json
@@ -46,7 +46,17 @@ class ModelMetadata:
             "temperature": self.temperature,
             "unsure_threshold": self.unsure_threshold,
             "class_bias": None if self.class_bias is None else list(self.class_bias),
+            "standardised_input": self.standardised_input,
         }
+
+    @property
+    def standardised_input(self) -> dict[str, float] | None:
+        """The grey mean and spread the graph gives each input image, or None (a note: the graph acts on it)."""
+        try:
+            note = json.loads(self.raw.get(META_PREFIX + "standardised_input", "null"))
+        except json.JSONDecodeError:
+            return None
+        return note if isinstance(note, dict) else None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from torch import nn
 from fingerspell.export.metadata import INPUT_SPEC, build_metadata
 from fingerspell.export.onnx_export import export_onnx, save_model
 from fingerspell.export.parity import check_parity
-from fingerspell.export.quantize import calibration_sample
+from fingerspell.export.quantize import calibration_sample, quantize_int8
 from fingerspell.export.wrapper import OnnxWrapper, image_statistics
 from fingerspell.inference.predictor import OnnxPredictor
 
@@ -55,6 +55,34 @@ def test_standardised_wrapper_reads_every_exposure_of_an_image_alike() -> None:
     torch.testing.assert_close(wrapper(flat)[0], net(torch.full_like(flat, (159.3 / 255 - 0.4) / 0.2)))
     plain = OnnxWrapper(net, 0.4, 0.2).eval()
     assert (plain(darker)[0] - plain(x)[0]).abs().max() > 0.01
+
+
+def test_a_nearly_flat_image_is_not_blown_up_to_full_contrast() -> None:
+    net = tiny_net().eval()
+    wrapper = OnnxWrapper(net, 0.4, 0.2, standardise=(159.3, 40.2)).eval()
+    rng = torch.Generator().manual_seed(0)
+    noise = torch.randn(1, 1, 28, 28, generator=rng)
+    noise = (noise - noise.mean()) / noise.std(unbiased=False)  # spread exactly 1 grey level
+    seen = (noise * 40.2 / 8.0 + 159.3) / 255  # scaled as if it spread 8 grey levels (MIN_SPREAD)
+    torch.testing.assert_close(wrapper(noise + 30)[0], net((seen - 0.4) / 0.2), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_int8_copy_keeps_the_standardisation_in_float(tmp_path: Path) -> None:
+    """Quantised, the standardisation's Add would be held to the range of the calibration images;
+    the int8 graph quantises nothing before the first Conv but that Conv's own input."""
+    wrapper = OnnxWrapper(tiny_net(), 0.4, 0.2, standardise=(159.3, 40.2)).eval()
+    fp32 = export_onnx(wrapper, tmp_path / "m.onnx", build_metadata(LETTERS, 0.4, 0.2, None, None, 18), 18)
+    rng = np.random.default_rng(0)
+    images = np.clip(128 + rng.normal(0, 40, (64, 1, 28, 28)), 0, 255).astype(np.float32)
+    int8 = quantize_int8(fp32, tmp_path / "m.int8.onnx", images, ["Conv", "Gemm", "Relu", "Add"])
+    ops = [node.op_type for node in onnx.load(str(int8)).graph.node]
+    before_conv = ops[: ops.index("Conv")]
+    assert "Add" in before_conv, "the standardisation is in the graph"
+    assert before_conv.count("QuantizeLinear") == 1, before_conv
+    assert before_conv[-2:] == ["QuantizeLinear", "DequantizeLinear"]  # the Conv's input
+    expected = OnnxPredictor(fp32).predict_proba(images[:16])
+    assert (OnnxPredictor(int8).predict_proba(images[:16]).argmax(1) == expected.argmax(1)).mean() >= 0.9
 
 
 def test_standardised_spread_must_be_positive() -> None:
