@@ -15,6 +15,9 @@ import numpy as np
 import onnxruntime as ort
 
 META_PREFIX = "fingerspell."
+# logits / T must stay finite: below this (e.g. 1e-320) they overflow and every probability is NaN;
+# fitted temperatures are 0.5-25
+MIN_TEMPERATURE = 1e-3
 
 
 class ModelError(ValueError):
@@ -153,7 +156,7 @@ def _parse_metadata(raw: dict[str, str], n_outputs: int | None, name: str) -> Mo
         run_id=raw.get(META_PREFIX + "run_id") or None,
         data_fingerprint=raw.get(META_PREFIX + "data_fingerprint") or None,
         version=raw.get(META_PREFIX + "version") or None,
-        temperature=_number(raw, "temperature", name, 0.0, float("inf"), closed=False),
+        temperature=_number(raw, "temperature", name, MIN_TEMPERATURE, float("inf"), closed=False),
         unsure_threshold=_number(raw, "unsure_threshold", name, 0.0, 1.0, closed=True),
         class_bias=bias,
         raw=dict(raw),

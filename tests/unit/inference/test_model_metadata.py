@@ -21,13 +21,15 @@ BAD = [
     ({"letters": '["A", 2]'}, "metadata letters must be a list of letter names"),
     ({"input": "[1, 2]"}, "metadata input must be an object with a 'shape' list"),
     ({"input": '{"shape": null}'}, "metadata input must be an object with a 'shape' list"),
-    ({"temperature": "abc"}, "metadata temperature is 'abc', expected a finite number over 0"),
-    ({"temperature": "-1"}, "metadata temperature is '-1', expected a finite number over 0"),
-    ({"temperature": "0"}, "metadata temperature is '0', expected a finite number over 0"),
+    ({"temperature": "abc"}, "metadata temperature is 'abc', expected a finite number over 0.001"),
+    ({"temperature": "-1"}, "metadata temperature is '-1', expected a finite number over 0.001"),
+    ({"temperature": "0"}, "metadata temperature is '0', expected a finite number over 0.001"),
     ({"temperature": "nan"}, "metadata temperature is 'nan'"),
     ({"temperature": "inf"}, "metadata temperature is 'inf'"),
     ({"unsure_threshold": "5"}, "metadata unsure_threshold is '5', expected in [0, 1]"),
     ({"unsure_threshold": "nan"}, "metadata unsure_threshold is 'nan', expected in [0, 1]"),
+    # positive, but logits / T overflow to inf and every probability would be NaN
+    ({"temperature": "1e-320"}, "metadata temperature is '1e-320', expected a finite number over 0.001"),
 ]
 
 
