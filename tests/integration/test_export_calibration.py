@@ -190,8 +190,13 @@ def test_a_standardised_export_reads_a_darker_copy_of_an_image_as_the_image(
     trained_checkpoint: Path, processed_dir: Path, shipped: Path, tmp_path: Path
 ) -> None:
     """`standardise_input=true` puts the per-image standardisation in the graph itself: every
-    runtime reading the ONNX file gets it, and the report and metadata say which statistics."""
-    out = export(trained_checkpoint, processed_dir, tmp_path, "standardise_input=true")
+    runtime reading the ONNX file gets it, and the report and metadata say which statistics.
+
+    The same export sets `grey_weights` (one export fewer): they go into the input spec, where
+    every reader finds them, and change nothing for grey inputs."""
+    out = export(
+        trained_checkpoint, processed_dir, tmp_path, "standardise_input=true", "grey_weights=[0,1,0]"
+    )
     report = json.loads((out / "export.json").read_text())
     train_images, _ = load_split(processed_dir, "train")
     flat = train_images.reshape(len(train_images), -1).astype(np.float64)
@@ -212,6 +217,11 @@ def test_a_standardised_export_reads_a_darker_copy_of_an_image_as_the_image(
     assert np.abs(plain.predict_proba(darker) - plain.predict_proba(images)).max() > 0.05
     shipped_report = json.loads((shipped / "export.json").read_text())
     assert shipped_report["standardised_input"] is None
+    assert report["grey_weights"] == [0.0, 1.0, 0.0]
+    assert json.loads(props["fingerspell.input"])["grey_weights"] == [0.0, 1.0, 0.0]
+    assert standardised.metadata.grey_weights == (0.0, 1.0, 0.0)
+    assert shipped_report["grey_weights"] == [0.299, 0.587, 0.114]
+    assert plain.metadata.grey_weights == (0.299, 0.587, 0.114)
     assert plain.metadata.to_dict()["standardised_input"] is None
     assert "fingerspell.standardised_input" not in {
         p.key for p in onnx.load(str(shipped / "model.onnx")).metadata_props

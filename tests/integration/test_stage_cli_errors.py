@@ -59,6 +59,12 @@ COMMANDS: dict[str, Callable[[], None]] = {
             "calibration.max_accuracy_drop=-1 must be >= 0",
         ),
         ("fingerspell-export", "opset=abc", "opset='abc' must be a whole number"),
+        (
+            "fingerspell-export",
+            "grey_weights=[1,1,1]",
+            "grey_weights=[1, 1, 1] must be 3 numbers >= 0 (red, green, blue) that add up to 1",
+        ),
+        ("fingerspell-export", "grey_weights=green", "grey_weights='green' must be 3 numbers >= 0"),
         ("fingerspell-export", "quantize.enabled=maybe", "quantize.enabled='maybe' must be true or false"),
         ("fingerspell-export", "calibration.repeats=2.5", "calibration.repeats=2.5 must be a whole number"),
         ("fingerspell-evaluate", "batch_size=abc", "batch_size='abc' must be a whole number"),

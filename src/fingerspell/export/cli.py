@@ -10,16 +10,28 @@ from pathlib import Path
 
 import hydra
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from fingerspell.cli_errors import user_errors
 from fingerspell.configs import CONFIG_DIR, setting
 from fingerspell.export.calibration import CalibrationSettings
 from fingerspell.export.stage import ExportSettings, QuantizeSettings, run_export
 from fingerspell.hydra_cli import run_hydra
+from fingerspell.inference.images import LUMA, GreyWeights, parse_grey_weights
 
 log = logging.getLogger(__name__)
 COMMAND = "fingerspell-export"
+
+
+def _grey_weights(cfg: DictConfig) -> GreyWeights:
+    """`grey_weights` checked, or one line naming the key (null means luma)."""
+    value = OmegaConf.select(cfg, "grey_weights", default=None)
+    if value is None:
+        return LUMA
+    try:
+        return parse_grey_weights(OmegaConf.to_object(value) if OmegaConf.is_config(value) else value)
+    except ValueError as err:
+        raise ValueError(f"grey_weights={err}") from err
 
 
 def settings_from_config(cfg: DictConfig) -> ExportSettings:
@@ -61,6 +73,7 @@ def settings_from_config(cfg: DictConfig) -> ExportSettings:
         registered_name=cfg.mlflow.registered_name or None,
         calibration=calibration,
         standardise_input=setting(cfg, "standardise_input", bool, False),
+        grey_weights=_grey_weights(cfg),
         calibration_augment=instantiate(augment) if calibration.enabled and augment else None,
     )
 

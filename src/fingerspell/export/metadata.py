@@ -4,6 +4,7 @@ import json
 from collections.abc import Sequence
 
 from fingerspell import __version__
+from fingerspell.inference.images import LUMA, GreyWeights
 
 PREFIX = "fingerspell."
 INPUT_SPEC = {
@@ -12,6 +13,7 @@ INPUT_SPEC = {
     "range": [0, 255],
     "layout": "NCHW",
     "colour": "grey",
+    "grey_weights": list(LUMA),  # how a colour photo becomes the grey input: red, green, blue
 }
 
 
@@ -26,6 +28,7 @@ def build_metadata(
     unsure_threshold: float | None = None,
     class_bias: Sequence[float] | None = None,
     standardised: tuple[float, float] | None = None,
+    grey_weights: GreyWeights = LUMA,
 ) -> dict[str, str]:
     """All `fingerspell.*` keys as strings (JSON where structured), as ONNX requires.
 
@@ -33,10 +36,11 @@ def build_metadata(
     logits / T) come from calibration; without it they are left out and the predictor uses plain
     softmax and never says unsure. `standardised` (mean, spread) records that the graph itself
     gives each input image that grey mean and spread: a note for readers, nothing to apply.
+    `grey_weights` (in the input spec) is for readers to apply: how a colour photo becomes grey.
     """
     meta = {
         PREFIX + "letters": json.dumps(list(letters)),
-        PREFIX + "input": json.dumps(INPUT_SPEC),
+        PREFIX + "input": json.dumps({**INPUT_SPEC, "grey_weights": [float(w) for w in grey_weights]}),
         PREFIX + "normalization": json.dumps({"mean": float(mean), "std": float(std)}),
         PREFIX + "run_id": run_id or "",
         PREFIX + "data_fingerprint": data_fingerprint or "",

@@ -19,6 +19,7 @@ from fingerspell.export.parity import check_parity
 from fingerspell.export.quantize import calibration_sample, quantize_int8
 from fingerspell.export.source import SourceModel, load_source
 from fingerspell.export.wrapper import OnnxWrapper, image_statistics
+from fingerspell.inference.images import LUMA, GreyWeights
 from fingerspell.inference.predictor import OnnxPredictor
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class ExportSettings:
     calibration: CalibrationSettings = field(default_factory=lambda: CalibrationSettings(enabled=False))
     calibration_augment: nn.Module | None = None  # what held-out images go through before fitting T
     standardise_input: bool = False  # give each input the train images' typical grey mean and spread
+    grey_weights: GreyWeights = LUMA  # how readers turn a colour photo into the grey input
 
     def __post_init__(self) -> None:
         """Refuse an opset the exporter cannot write (it would fall back and mislabel the model)."""
@@ -139,6 +141,7 @@ def _export_checked(
         unsure_threshold=calibration["unsure_threshold"] if calibration else None,
         class_bias=calibration["class_bias"] if calibration else None,
         standardised=standardised,
+        grey_weights=settings.grey_weights,
     )
     out = Path(settings.output)
     tmp = temp_beside(out, suffix=".onnx")
@@ -163,6 +166,7 @@ def _export_checked(
         "metadata": meta,
         "calibration": calibration,
         "standardised_input": standard,
+        "grey_weights": list(settings.grey_weights),
     }
 
 

@@ -177,7 +177,13 @@ def run(settings: PredictSettings, out: TextIO) -> int:
     writer = _Writer(settings.output, out, top_k, model_info)
     failed = 0
     for batch in _batches(
-        expand(settings.inputs, settings.max_pixels, crop=settings.crop, tta=settings.tta),
+        expand(
+            settings.inputs,
+            settings.max_pixels,
+            crop=settings.crop,
+            tta=settings.tta,
+            grey=predictor.metadata.grey_weights,
+        ),
         settings.batch_size,
     ):
         preds = iter(predictor.predict_inputs([i.pixels for i in batch if i.pixels is not None], top_k))

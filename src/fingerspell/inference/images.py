@@ -26,6 +26,9 @@ MODEL_SIZE = 28
 # each also mirrored; the model's probabilities are averaged over the 8. Chosen on the real-hands
 # dev set with three `real_hands` models: +2.9 points on hand boxes, +1.3 through the finder.
 VIEW_MARGINS = (0.0, 0.05, 0.10, 0.15)
+GreyWeights = tuple[float, float, float]  # red, green, blue weights of a colour photo's grey
+# ITU-R 601-2 luma: Pillow's own "L" and what a JPEG stores, so a grey decode needs no colour
+LUMA: GreyWeights = (0.299, 0.587, 0.114)
 
 
 class ImageError(ValueError):
@@ -157,9 +160,40 @@ def standard_mode(img: Image.Image, name: str = "image") -> Image.Image:
         ) from err
 
 
-def to_grey(img: Image.Image) -> Image.Image:
-    """Grey ('L'), from any mode `standard_mode` reads; transparent areas become white, not black."""
-    return standard_mode(img).convert("L")
+def parse_grey_weights(value: object) -> GreyWeights:
+    """Red, green, blue weights that keep grey levels in 0-255: three numbers >= 0 adding up to 1.
+
+    Raises:
+        ValueError: anything else, with a message that says what is expected.
+    """
+    items = list(value) if isinstance(value, list | tuple) else []
+    numbers = [float(w) for w in items if type(w) in (int, float)]
+    if not (
+        len(items) == 3
+        and len(numbers) == 3
+        and all(np.isfinite(w) and w >= 0 for w in numbers)
+        and abs(sum(numbers) - 1.0) <= 1e-3
+    ):
+        raise ValueError(
+            f"{value!r} must be 3 numbers >= 0 (red, green, blue) that add up to 1, e.g. [0, 1, 0]"
+        )
+    return (numbers[0], numbers[1], numbers[2])
+
+
+def needs_colour(crop: Crop, grey: GreyWeights | None = None) -> bool:
+    """Decode in colour: the hand finder needs it, and so do grey weights other than a JPEG's luma."""
+    return crop == "auto" or (grey is not None and tuple(grey) != LUMA)
+
+
+def to_grey(img: Image.Image, grey: GreyWeights | None = None) -> Image.Image:
+    """Grey ('L'), from any mode `standard_mode` reads; transparent areas become white, not black.
+
+    `grey` weighs a colour image's red, green and blue (the model's `grey_weights`); None is luma.
+    """
+    img = standard_mode(img)
+    if grey is None or tuple(grey) == LUMA or img.mode == "L":
+        return img.convert("L")
+    return img.convert("L", (*grey, 0.0))
 
 
 def center_square(width: int, height: int) -> Box:
@@ -177,12 +211,15 @@ def crop_box(img: Image.Image, crop: Crop = DEFAULT_CROP) -> Box:
 
 
 def to_model_input(
-    img: Image.Image, box: Box | None = None, size: int = MODEL_SIZE, crop: Crop = DEFAULT_CROP
+    img: Image.Image,
+    box: Box | None = None,
+    size: int = MODEL_SIZE,
+    crop: Crop = DEFAULT_CROP,
+    grey: GreyWeights | None = None,
 ) -> np.ndarray:
     """Crop to `box` (default: by `crop`), grey, resize with antialiasing -> float32 (size, size) 0-255."""
     box = box or crop_box(img, crop)
-    grey = to_grey(img)
-    small = grey.resize((size, size), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
+    small = to_grey(img, grey).resize((size, size), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
     return np.asarray(small, dtype=np.float32)
 
 
@@ -218,6 +255,7 @@ def to_model_views(
     size: int = MODEL_SIZE,
     crop: Crop = DEFAULT_CROP,
     hand: tuple[float, float, float, float] | None = None,
+    grey: GreyWeights | None = None,
 ) -> np.ndarray:
     """The test-time views of one photo: (2 x len(VIEW_MARGINS), size, size) float32, plain then mirrored.
 
@@ -232,29 +270,34 @@ def to_model_views(
     if hand is None and box is None and crop == "auto":
         hand = find_hand_box(img)
         if hand is None:
-            plain = to_model_input(img, size=size, crop=crop)
+            plain = to_model_input(img, size=size, crop=crop, grey=grey)
             return np.repeat(plain[None], 2 * len(VIEW_MARGINS), axis=0)
     if hand is not None:
         boxes = hand_view_boxes(hand, *img.size)
     else:
         boxes = view_boxes(box or center_square(*img.size))
-    grey = to_grey(img)
+    small = to_grey(img, grey)
     views = [
-        np.asarray(grey.resize((size, size), Image.Resampling.LANCZOS, box=b, reducing_gap=3.0), np.float32)
+        np.asarray(small.resize((size, size), Image.Resampling.LANCZOS, box=b, reducing_gap=3.0), np.float32)
         for b in boxes
     ]
     return np.stack(views + [v[:, ::-1] for v in views])
 
 
 def image_bytes_to_input(
-    data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS, crop: Crop = DEFAULT_CROP, tta: bool = False
+    data: bytes,
+    name: str,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    crop: Crop = DEFAULT_CROP,
+    tta: bool = False,
+    grey: GreyWeights | None = None,
 ) -> np.ndarray:
     """Bytes of an image file -> model input (28, 28) float32 cropped by `crop` (center|auto).
 
-    With `tta`, its (V, 28, 28) test-time views instead.
+    With `tta`, its (V, 28, 28) test-time views instead; `grey` is the model's `grey_weights`.
     """
-    img = decode_image(data, name, max_pixels, colour=crop == "auto")
-    return to_model_views(img, crop=crop) if tta else to_model_input(img, crop=crop)
+    img = decode_image(data, name, max_pixels, colour=needs_colour(crop, grey))
+    return to_model_views(img, crop=crop, grey=grey) if tta else to_model_input(img, crop=crop, grey=grey)
 
 
 def main_view(pixels: np.ndarray) -> np.ndarray:

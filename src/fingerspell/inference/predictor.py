@@ -2,7 +2,8 @@
 
 The model carries its contract in `metadata_props` (letters, input spec, run id, data
 fingerprint, optional temperature, class bias and unsure threshold); nothing here repeats those
-values. `standardised_input` only notes what the graph itself does to each image (no step here).
+values. The input spec's `grey_weights` say how a colour photo becomes the grey input (the image
+readers apply them); `standardised_input` only notes what the graph itself does to each image.
 """
 
 import json
@@ -13,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+
+from fingerspell.inference.images import LUMA, GreyWeights, parse_grey_weights
 
 META_PREFIX = "fingerspell."
 # logits / T must stay finite: below this (e.g. 1e-320) they overflow and every probability is NaN;
@@ -36,6 +39,7 @@ class ModelMetadata:
     temperature: float | None
     unsure_threshold: float | None
     class_bias: tuple[float, ...] | None = None
+    grey_weights: GreyWeights = LUMA  # red, green, blue of a colour photo's grey; luma if unsaid
     raw: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -49,6 +53,7 @@ class ModelMetadata:
             "temperature": self.temperature,
             "unsure_threshold": self.unsure_threshold,
             "class_bias": None if self.class_bias is None else list(self.class_bias),
+            "grey_weights": list(self.grey_weights),
             "standardised_input": self.standardised_input,
         }
 
@@ -139,6 +144,11 @@ def _parse_metadata(raw: dict[str, str], n_outputs: int | None, name: str) -> Mo
             f"{name}: metadata input must be an object with a 'shape' list; export the model again"
         )
 
+    try:
+        grey = parse_grey_weights(spec.get("grey_weights", LUMA) if isinstance(spec, dict) else LUMA)
+    except ValueError as err:
+        raise ModelError(f"{name}: metadata input grey_weights {err}; export the model again") from err
+
     bias = None
     if raw.get(META_PREFIX + "class_bias"):
         try:
@@ -159,6 +169,7 @@ def _parse_metadata(raw: dict[str, str], n_outputs: int | None, name: str) -> Mo
         temperature=_number(raw, "temperature", name, MIN_TEMPERATURE, float("inf"), closed=False),
         unsure_threshold=_number(raw, "unsure_threshold", name, 0.0, 1.0, closed=True),
         class_bias=bias,
+        grey_weights=grey,
         raw=dict(raw),
     )
 

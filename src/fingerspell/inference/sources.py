@@ -19,9 +19,11 @@ from fingerspell.data.labels import LABELS
 from fingerspell.inference.images import (
     DEFAULT_CROP,
     Crop,
+    GreyWeights,
     ImageError,
     array_to_input,
     decode_image,
+    needs_colour,
     read_image_file,
     to_model_input,
     to_model_views,
@@ -47,16 +49,25 @@ class Item:
 
 
 def _image_item(
-    name: str, data: bytes | None, path: Path | None, max_pixels: int, crop: Crop, tta: bool = False
+    name: str,
+    data: bytes | None,
+    path: Path | None,
+    max_pixels: int,
+    crop: Crop,
+    tta: bool = False,
+    grey: GreyWeights | None = None,
 ) -> Item:
-    colour = crop == "auto"  # the hand finder works on colour
+    colour = needs_colour(crop, grey)  # the hand finder works on colour, and so may the model's grey
     try:
         img = (
             read_image_file(path, max_pixels, colour)
             if path is not None
             else decode_image(data or b"", name, max_pixels, colour)
         )
-        return Item(name, to_model_views(img, crop=crop) if tta else to_model_input(img, crop=crop))
+        pixels = (
+            to_model_views(img, crop=crop, grey=grey) if tta else to_model_input(img, crop=crop, grey=grey)
+        )
+        return Item(name, pixels)
     except ImageError as err:
         return Item(name, error=str(err))
 
@@ -134,7 +145,9 @@ def csv_items(text: str, name: str) -> Iterator[Item]:
         yield Item(name, error=f"{name}: CSV has a header but no rows")
 
 
-def _file_items(path: Path, max_pixels: int, crop: Crop, tta: bool) -> Iterator[Item]:
+def _file_items(
+    path: Path, max_pixels: int, crop: Crop, tta: bool, grey: GreyWeights | None
+) -> Iterator[Item]:
     if path.suffix.lower() == CSV_SUFFIX:
         try:
             text = path.read_text(encoding="utf-8-sig", errors="replace")
@@ -143,16 +156,18 @@ def _file_items(path: Path, max_pixels: int, crop: Crop, tta: bool) -> Iterator[
             return
         yield from csv_items(text, str(path))
     else:
-        yield _image_item(str(path), None, path, max_pixels, crop, tta)
+        yield _image_item(str(path), None, path, max_pixels, crop, tta, grey)
 
 
-def _stdin_items(stream: BinaryIO, max_pixels: int, crop: Crop, tta: bool) -> Iterator[Item]:
+def _stdin_items(
+    stream: BinaryIO, max_pixels: int, crop: Crop, tta: bool, grey: GreyWeights | None
+) -> Iterator[Item]:
     data = stream.read()
     head = data[:16].lstrip(b"\xef\xbb\xbf").lower().replace(b'"', b"")
     if head.startswith((b"label,", b"pixel1,")):
         yield from csv_items(data.decode("utf-8", errors="replace"), "<stdin>")
     else:
-        yield _image_item("<stdin>", data, None, max_pixels, crop, tta)
+        yield _image_item("<stdin>", data, None, max_pixels, crop, tta, grey)
 
 
 def expand(
@@ -161,15 +176,16 @@ def expand(
     stdin: BinaryIO | None = None,
     crop: Crop = DEFAULT_CROP,
     tta: bool = False,
+    grey: GreyWeights | None = None,
 ) -> Iterator[Item]:
     """Every input, in order: folders walked recursively (sorted; hidden files and unknown suffixes skipped).
 
-    Photos are cropped by `crop` (center|auto), into test-time views with `tta`; CSV rows are
-    28x28 crops already and stay one view.
+    Photos are cropped by `crop` (center|auto), made grey with the model's `grey` weights, and
+    split into test-time views with `tta`; CSV rows are 28x28 grey crops already and stay one view.
     """
     for spec in inputs:
         if spec == "-":
-            yield from _stdin_items(stdin or sys.stdin.buffer, max_pixels, crop, tta)
+            yield from _stdin_items(stdin or sys.stdin.buffer, max_pixels, crop, tta, grey)
             continue
         path = Path(spec)
         if path.is_dir():
@@ -185,8 +201,8 @@ def expand(
                     spec, error=f"{spec}: folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))}) or CSVs"
                 )
             for file in files:
-                yield from _file_items(file, max_pixels, crop, tta)
+                yield from _file_items(file, max_pixels, crop, tta, grey)
         elif not path.exists():
             yield Item(spec, error=f"{spec}: no such file or folder")
         else:
-            yield from _file_items(path, max_pixels, crop, tta)
+            yield from _file_items(path, max_pixels, crop, tta, grey)

@@ -6,7 +6,15 @@ from typing import Any
 import numpy as np
 
 from fingerspell.inference.handfinder import square_around
-from fingerspell.inference.images import Crop, ImageError, read_image_file, to_model_input, to_model_views
+from fingerspell.inference.images import (
+    Crop,
+    GreyWeights,
+    ImageError,
+    needs_colour,
+    read_image_file,
+    to_model_input,
+    to_model_views,
+)
 from fingerspell.inference.predictor import OnnxPredictor
 from fingerspell.photos.dataset import Photo, PhotoSetError
 from fingerspell.photos.metrics import summarise
@@ -25,11 +33,12 @@ class PhotoRun:
 
 
 def model_inputs(
-    photos: list[Photo], reading: str, tta: bool = False
+    photos: list[Photo], reading: str, tta: bool = False, grey: GreyWeights | None = None
 ) -> tuple[np.ndarray, list[int], list[str]]:
     """Inputs of the readable photos, their indices, and one line per unreadable one.
 
-    Inputs are (N, 28, 28), or with `tta` (N, V, 28, 28): V test-time views per photo.
+    Inputs are (N, 28, 28), or with `tta` (N, V, 28, 28): V test-time views per photo, made grey
+    with `grey` (the model's `grey_weights`; None is luma).
     """
     if reading not in READINGS:
         raise ValueError(f"reading {reading!r} must be one of {', '.join(READINGS)}")
@@ -41,11 +50,13 @@ def model_inputs(
     for i, photo in enumerate(photos):
         try:
             crop: Crop = "auto" if reading == "auto" else "center"
-            img = read_image_file(photo.path, colour=crop == "auto")
+            img = read_image_file(photo.path, colour=needs_colour(crop, grey))
             box = square_around(photo.box, *img.size) if reading == "box" and photo.box else None
             hand = photo.box if reading == "box" else None
             arrays.append(
-                to_model_views(img, crop=crop, hand=hand) if tta else to_model_input(img, box=box, crop=crop)
+                to_model_views(img, crop=crop, hand=hand, grey=grey)
+                if tta
+                else to_model_input(img, box=box, crop=crop, grey=grey)
             )
             kept.append(i)
         except ImageError as err:
@@ -56,7 +67,7 @@ def model_inputs(
 
 def run_photos(predictor: OnnxPredictor, photos: list[Photo], reading: str, tta: bool = False) -> PhotoRun:
     """Predict every readable photo in `reading` (averaged over the test-time views with `tta`)."""
-    inputs, kept, failed = model_inputs(photos, reading, tta)
+    inputs, kept, failed = model_inputs(photos, reading, tta, predictor.metadata.grey_weights)
     if not kept:
         raise PhotoSetError(f"none of the {len(photos)} photos could be read; first error: {failed[0]}")
     index = {letter: i for i, letter in enumerate(predictor.letters)}

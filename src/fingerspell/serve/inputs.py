@@ -22,6 +22,7 @@ from starlette.types import Message, Receive
 from fingerspell.inference.images import (
     MODEL_SIZE,
     Crop,
+    GreyWeights,
     ImageError,
     array_to_input,
     image_bytes_to_input,
@@ -106,8 +107,10 @@ async def in_worker_threads(request: Request, func: Callable[..., T], *args: Any
     return await anyio.to_thread.run_sync(functools.partial(func, *args), limiter=state.work_limiter)
 
 
-def _decode_all(files: list[tuple[str, bytes]], max_pixels: int, crop: Crop, tta: bool) -> list[Item]:
-    return [(name, image_bytes_to_input(data, name, max_pixels, crop, tta)) for name, data in files]
+def _decode_all(
+    files: list[tuple[str, bytes]], max_pixels: int, crop: Crop, tta: bool, grey: GreyWeights | None
+) -> list[Item]:
+    return [(name, image_bytes_to_input(data, name, max_pixels, crop, tta, grey)) for name, data in files]
 
 
 async def _from_multipart(request: Request, settings: ServeSettings, crop: Crop, tta: bool) -> list[Item]:
@@ -122,7 +125,8 @@ async def _from_multipart(request: Request, settings: ServeSettings, crop: Crop,
         _check_count(len(uploads), settings)
         files = [(upload.filename or f"file[{i}]", await upload.read()) for i, upload in enumerate(uploads)]
         # off the event loop: a large photo takes seconds to decode, and /health must still answer
-        return await in_worker_threads(request, _decode_all, files, settings.max_pixels, crop, tta)
+        grey = request.app.state.predictor.metadata.grey_weights
+        return await in_worker_threads(request, _decode_all, files, settings.max_pixels, crop, tta, grey)
     except ImageError as err:
         raise ApiError(422, str(err)) from err
     finally:

@@ -30,6 +30,10 @@ BAD = [
     ({"unsure_threshold": "nan"}, "metadata unsure_threshold is 'nan', expected in [0, 1]"),
     # positive, but logits / T overflow to inf and every probability would be NaN
     ({"temperature": "1e-320"}, "metadata temperature is '1e-320', expected a finite number over 0.001"),
+    # grey levels would leave 0-255 (or go negative): the model would read every photo wrongly
+    ({"input": '{"grey_weights": [0.5, 0.6, 0.0]}'}, "metadata input grey_weights [0.5, 0.6, 0.0] must be"),
+    ({"input": '{"grey_weights": [-1, 2, 0]}'}, "metadata input grey_weights [-1, 2, 0] must be"),
+    ({"input": '{"grey_weights": "green"}'}, "metadata input grey_weights 'green' must be 3 numbers"),
 ]
 
 

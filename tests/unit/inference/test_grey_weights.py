@@ -1,0 +1,146 @@
+"""A model's `grey_weights` (how a colour photo becomes its grey input) reach every reader.
+
+The CLI, the service and `fingerspell-evaluate-images` must all apply the weights the model
+carries, or the same photo would be read three ways. The photos here have red and green that
+disagree, so luma and the green channel give clearly different inputs.
+"""
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from fingerspell.inference.cli import main
+from fingerspell.inference.images import (
+    LUMA,
+    decode_image,
+    image_bytes_to_input,
+    needs_colour,
+    parse_grey_weights,
+    to_grey,
+    to_model_input,
+)
+from fingerspell.inference.predictor import OnnxPredictor
+from fingerspell.photos.dataset import load_photo_set
+from fingerspell.photos.evaluate import run_photos
+from fingerspell.serve import create_app
+from tests.fixtures.serve import tiny_onnx_model
+
+GREEN = (0.0, 1.0, 0.0)
+SPEC = {"shape": [None, 1, 28, 28], "dtype": "float32", "range": [0, 255], "colour": "grey"}
+
+
+def two_tone_photo(width: int = 120, height: int = 90) -> Image.Image:
+    """Reddish stripes on a greenish ground: luma and the green channel read them differently."""
+    rgb = np.zeros((height, width, 3), np.uint8)
+    rgb[..., 0] = np.where((np.arange(width) // 10) % 2, 230, 40)[None, :]
+    rgb[..., 1] = np.linspace(60, 200, height, dtype=np.uint8)[:, None]
+    rgb[..., 2] = 90
+    return Image.fromarray(rgb, "RGB")
+
+
+def encoded(img: Image.Image, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, quality=95)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def green_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("green") / "green.onnx"
+    return tiny_onnx_model(out, metadata={"input": json.dumps({**SPEC, "grey_weights": list(GREEN)})})
+
+
+def test_to_grey_weighs_the_channels_and_leaves_grey_images_alone() -> None:
+    img = two_tone_photo()
+    rgb = np.asarray(img)
+    np.testing.assert_array_equal(np.asarray(to_grey(img, GREEN)), rgb[..., 1])
+    np.testing.assert_array_equal(np.asarray(to_grey(img)), np.asarray(img.convert("L")))
+    np.testing.assert_array_equal(np.asarray(to_grey(img, LUMA)), np.asarray(img.convert("L")))
+    red = np.asarray(to_grey(img, (1.0, 0.0, 0.0)))
+    np.testing.assert_array_equal(red, rgb[..., 0])
+    grey = img.convert("L")
+    np.testing.assert_array_equal(np.asarray(to_grey(grey, (1.0, 0.0, 0.0))), np.asarray(grey))
+
+
+@pytest.mark.parametrize(
+    "value", [[0, 1], [0.5, 0.6, 0.0], [-0.2, 1.2, 0.0], [True, False, False], ["0", "1", "0"], "green", None]
+)
+def test_weights_that_would_leave_0_255_are_refused(value: object) -> None:
+    with pytest.raises(ValueError, match=r"must be 3 numbers >= 0 \(red, green, blue\) that add up to 1"):
+        parse_grey_weights(value)
+
+
+def test_a_jpeg_is_decoded_in_colour_only_when_the_weights_need_it() -> None:
+    assert not needs_colour("center", None)
+    assert not needs_colour("center", LUMA)
+    assert needs_colour("center", GREEN)
+    assert needs_colour("auto", LUMA)
+    data = encoded(two_tone_photo(), "JPEG")
+    green = image_bytes_to_input(data, "x.jpg", crop="center", grey=GREEN)
+    expected = to_model_input(decode_image(data, "x.jpg", colour=True), crop="center", grey=GREEN)
+    np.testing.assert_array_equal(green, expected)
+    luma = image_bytes_to_input(data, "x.jpg", crop="center")
+    assert np.abs(green - luma).mean() > 10, "a grey decode would have read luma whatever the weights"
+    assert image_bytes_to_input(data, "x.jpg", crop="auto", grey=GREEN, tta=True).shape == (8, 28, 28)
+
+
+def test_the_predictor_reads_the_weights_from_the_input_spec(green_model: Path, tiny_onnx: Path) -> None:
+    green = OnnxPredictor(green_model).metadata
+    assert green.grey_weights == GREEN
+    assert green.to_dict()["grey_weights"] == [0.0, 1.0, 0.0]
+    assert OnnxPredictor(tiny_onnx).metadata.grey_weights == LUMA, "older models say nothing: luma"
+
+
+def test_predict_cli_applies_the_models_weights(
+    green_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo = tmp_path / "stripes.png"
+    two_tone_photo().save(photo)
+    assert main([str(green_model), str(photo), "--crop", "center", "--json", "--top-k", "24"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["model"]["grey_weights"] == [0.0, 1.0, 0.0]
+    got = {t["letter"]: t["probability"] for t in doc["predictions"][0]["top_k"]}
+    predictor = OnnxPredictor(green_model)
+    img = Image.open(photo)
+    for weights, same in ((GREEN, True), (LUMA, False)):
+        probs = predictor.predict_proba(to_model_input(img, crop="center", grey=weights)[None])[0]
+        close = all(
+            got[x] == pytest.approx(float(p), abs=1e-6) for x, p in zip(predictor.letters, probs, strict=True)
+        )
+        assert close is same, weights
+
+
+def test_the_service_applies_the_models_weights(green_model: Path) -> None:
+    client = TestClient(create_app(OnnxPredictor(green_model)))
+    meta = client.get("/metadata").json()
+    assert meta["grey_weights"] == [0.0, 1.0, 0.0]
+    assert meta["input"]["grey_weights"] == [0.0, 1.0, 0.0]
+    data = encoded(two_tone_photo(), "JPEG")
+    response = client.post("/predict?view=true&crop=center", files=[("file", ("x.jpg", data, "image/jpeg"))])
+    assert response.status_code == 200, response.text
+    view = response.json()["predictions"][0]["view"]
+    pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(view.split(",", 1)[1]))), np.float32)
+    expected = np.clip(np.rint(image_bytes_to_input(data, "x", crop="center", grey=GREEN)), 0, 255)
+    np.testing.assert_array_equal(pixels, expected)
+    luma = np.clip(np.rint(image_bytes_to_input(data, "x", crop="center")), 0, 255)
+    assert np.abs(pixels - luma).mean() > 10
+
+
+def test_evaluate_images_applies_the_models_weights(green_model: Path, tmp_path: Path) -> None:
+    predictor = OnnxPredictor(green_model)
+    folder = tmp_path / "photos" / "A"
+    folder.mkdir(parents=True)
+    two_tone_photo().save(folder / "a.jpg", quality=95)
+    photos = load_photo_set(tmp_path / "photos", predictor.letters)
+    got = run_photos(predictor, photos, "full").probs[0]
+    img = decode_image((folder / "a.jpg").read_bytes(), "a.jpg", colour=True)
+    green = predictor.predict_proba(to_model_input(img, crop="center", grey=GREEN)[None])[0]
+    luma = predictor.predict_proba(to_model_input(img, crop="center")[None])[0]
+    np.testing.assert_allclose(got, green, atol=1e-6)
+    assert np.abs(got - luma).max() > 1e-4
