@@ -118,17 +118,20 @@ def photo_jpegs(n: int = 8) -> list[bytes]:
 def photo_latency_ms(model: Path, crop: str, photos: list[bytes], runs: int) -> dict[str, float]:
     """p50/p99 ms of one photo through the product's path: bytes -> crop -> 28x28 -> ORT fp32.
 
-    `crop` "auto+tta" is the finder plus the 8 test-time views (`--tta`), run as one batch of 8.
+    `crop` "auto+tta" is the finder plus the 8 test-time views (`--tta`), run as one batch of 8;
+    "+green" reads the photo with `grey_weights=[0,1,0]` (a colour decode even for the centre crop).
     """
     from fingerspell.inference.images import image_bytes_to_input
 
     session = ort.InferenceSession(str(model), tuned_options(1), providers=["CPUExecutionProvider"])
+    grey = (0.0, 1.0, 0.0) if crop.endswith("+green") else None
+    crop = crop.removesuffix("+green")
     tta = crop.endswith("+tta")
     crop = crop.removesuffix("+tta")
     times = []
     for i in range(runs + 10):
         start = time.perf_counter_ns()
-        x = image_bytes_to_input(photos[i % len(photos)], "photo", crop=crop, tta=tta)  # type: ignore[arg-type]
+        x = image_bytes_to_input(photos[i % len(photos)], "photo", crop=crop, tta=tta, grey=grey)  # type: ignore[arg-type]
         probs = session.run(["probabilities"], {"image": x[:, None] if tta else x[None, None]})[0]
         probs.mean(axis=0)
         if i >= 10:
@@ -174,7 +177,8 @@ def main() -> None:
                 rounds[name].append({"p50": lat["p50_ms"], "p99": lat["p99_ms"], "ips": thr["images_per_s"]})
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
         photos = photo_jpegs()
-        photo_rounds: dict[str, list[dict[str, float]]] = {"center": [], "auto": [], "auto+tta": []}
+        crops = ("center", "center+green", "auto", "auto+green", "auto+tta", "auto+tta+green")
+        photo_rounds: dict[str, list[dict[str, float]]] = {crop: [] for crop in crops}
         for _ in range(args.rounds):
             for crop in photo_rounds:
                 photo_rounds[crop].append(photo_latency_ms(fp32, crop, photos, args.latency_runs // 5))
@@ -199,6 +203,12 @@ def main() -> None:
         "int8_vs_fp32_batch1": round(f["batch1_p50_ms"] / q["batch1_p50_ms"], 2),
         "photo_auto_vs_center_p50": round(photo["crop_auto"]["p50_ms"] / photo["crop_center"]["p50_ms"], 2),
         "photo_tta_vs_auto_p50": round(photo["crop_auto+tta"]["p50_ms"] / photo["crop_auto"]["p50_ms"], 2),
+        "photo_green_vs_luma_center_p50": round(
+            photo["crop_center+green"]["p50_ms"] / photo["crop_center"]["p50_ms"], 2
+        ),
+        "photo_green_vs_luma_auto_p50": round(
+            photo["crop_auto+green"]["p50_ms"] / photo["crop_auto"]["p50_ms"], 2
+        ),
         "ort_tuned_vs_default_batch256": round(
             f["batch256_images_per_s"] / results["ort_fp32_default"]["batch256_images_per_s"], 2
         ),
