@@ -206,7 +206,8 @@ def main() -> None:
     }
     views = {
         name: np.stack(
-            # the finder's row is the product's own `--crop auto --tta` path (its fallback included)
+            # the finder's row is the product's own `--crop auto --tta` path (its fallback
+            # included), read in luma whatever each --model's `grey_weights` say
             [to_model_views(i, crop="auto") for i in images]
             if name == "finder (--crop auto)"
             else [to_model_views(i, hand=tuple(box)) for i, box in zip(images, b, strict=True)]

@@ -49,7 +49,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "reports")
     parser.add_argument("--bootstrap", type=int, default=2000)
     parser.add_argument(
-        "--dump-dev", type=Path, help="only write the model inputs of both readings to this npz"
+        "--dump-dev",
+        type=Path,
+        help="only write the model inputs of both readings to this npz (luma grey, for checkpoints)",
     )
     args = parser.parse_args()
     labels_csv = args.dev_set / "labels.csv"

@@ -17,7 +17,7 @@ from fingerspell.configs import CONFIG_DIR, setting
 from fingerspell.export.calibration import CalibrationSettings
 from fingerspell.export.stage import ExportSettings, QuantizeSettings, run_export
 from fingerspell.hydra_cli import run_hydra
-from fingerspell.inference.images import LUMA, GreyWeights, parse_grey_weights
+from fingerspell.inference.grey import LUMA, GreyWeights, parse_grey_weights
 
 log = logging.getLogger(__name__)
 COMMAND = "fingerspell-export"

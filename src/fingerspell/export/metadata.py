@@ -4,7 +4,7 @@ import json
 from collections.abc import Sequence
 
 from fingerspell import __version__
-from fingerspell.inference.images import LUMA, GreyWeights
+from fingerspell.inference.grey import LUMA, GreyWeights
 
 PREFIX = "fingerspell."
 INPUT_SPEC = {

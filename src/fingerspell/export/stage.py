@@ -19,7 +19,7 @@ from fingerspell.export.parity import check_parity
 from fingerspell.export.quantize import calibration_sample, quantize_int8
 from fingerspell.export.source import SourceModel, load_source
 from fingerspell.export.wrapper import OnnxWrapper, image_statistics
-from fingerspell.inference.images import LUMA, GreyWeights
+from fingerspell.inference.grey import LUMA, GreyWeights, parse_grey_weights
 from fingerspell.inference.predictor import OnnxPredictor
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,10 @@ class ExportSettings:
             )
         if not self.parity_atol > 0:
             raise ValueError(f"parity.atol={self.parity_atol:g} must be > 0 (max |p_onnx - p_torch|)")
+        try:  # checked before the export, not by the predictor that reads the written file
+            parse_grey_weights(self.grey_weights)
+        except ValueError as err:
+            raise ValueError(f"grey_weights={err}") from err
 
 
 class ParityError(ValueError):

@@ -11,6 +11,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fingerspell.inference.grey import LUMA, GreyWeights
 from fingerspell.inference.handfinder import MARGIN, Box, find_hand, find_hand_box, square_around
 
 Crop = Literal["center", "auto"]
@@ -26,9 +27,6 @@ MODEL_SIZE = 28
 # each also mirrored; the model's probabilities are averaged over the 8. Chosen on the real-hands
 # dev set with three `real_hands` models: +2.9 points on hand boxes, +1.3 through the finder.
 VIEW_MARGINS = (0.0, 0.05, 0.10, 0.15)
-GreyWeights = tuple[float, float, float]  # red, green, blue weights of a colour photo's grey
-# ITU-R 601-2 luma: Pillow's own "L" and what a JPEG stores, so a grey decode needs no colour
-LUMA: GreyWeights = (0.299, 0.587, 0.114)
 
 
 class ImageError(ValueError):
@@ -158,26 +156,6 @@ def standard_mode(img: Image.Image, name: str = "image") -> Image.Image:
         raise ImageError(
             f"{name}: colour mode {img.mode} cannot be read; save it as an 8-bit grey or RGB PNG or JPEG"
         ) from err
-
-
-def parse_grey_weights(value: object) -> GreyWeights:
-    """Red, green, blue weights that keep grey levels in 0-255: three numbers >= 0 adding up to 1.
-
-    Raises:
-        ValueError: anything else, with a message that says what is expected.
-    """
-    items = list(value) if isinstance(value, list | tuple) else []
-    numbers = [float(w) for w in items if type(w) in (int, float)]
-    if not (
-        len(items) == 3
-        and len(numbers) == 3
-        and all(np.isfinite(w) and w >= 0 for w in numbers)
-        and abs(sum(numbers) - 1.0) <= 1e-3
-    ):
-        raise ValueError(
-            f"{value!r} must be 3 numbers >= 0 (red, green, blue) that add up to 1, e.g. [0, 1, 0]"
-        )
-    return (numbers[0], numbers[1], numbers[2])
 
 
 def needs_colour(crop: Crop, grey: GreyWeights | None = None) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from fingerspell.inference.images import LUMA, GreyWeights, parse_grey_weights
+from fingerspell.inference.grey import LUMA, GreyWeights, parse_grey_weights
 
 META_PREFIX = "fingerspell."
 # logits / T must stay finite: below this (e.g. 1e-320) they overflow and every probability is NaN;

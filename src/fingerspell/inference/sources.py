@@ -16,10 +16,10 @@ from typing import BinaryIO
 import numpy as np
 
 from fingerspell.data.labels import LABELS
+from fingerspell.inference.grey import GreyWeights
 from fingerspell.inference.images import (
     DEFAULT_CROP,
     Crop,
-    GreyWeights,
     ImageError,
     array_to_input,
     decode_image,

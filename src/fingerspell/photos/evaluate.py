@@ -5,10 +5,10 @@ from typing import Any
 
 import numpy as np
 
+from fingerspell.inference.grey import GreyWeights
 from fingerspell.inference.handfinder import square_around
 from fingerspell.inference.images import (
     Crop,
-    GreyWeights,
     ImageError,
     needs_colour,
     read_image_file,

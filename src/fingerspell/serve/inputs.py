@@ -19,10 +19,10 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.types import Message, Receive
 
+from fingerspell.inference.grey import GreyWeights
 from fingerspell.inference.images import (
     MODEL_SIZE,
     Crop,
-    GreyWeights,
     ImageError,
     array_to_input,
     image_bytes_to_input,

@@ -16,14 +16,14 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from fingerspell.inference.cli import main
+from fingerspell.inference.grey import LUMA, parse_grey_weights
 from fingerspell.inference.images import (
-    LUMA,
     decode_image,
     image_bytes_to_input,
     needs_colour,
-    parse_grey_weights,
     to_grey,
     to_model_input,
+    to_model_views,
 )
 from fingerspell.inference.predictor import OnnxPredictor
 from fingerspell.photos.dataset import load_photo_set
@@ -88,6 +88,9 @@ def test_a_jpeg_is_decoded_in_colour_only_when_the_weights_need_it() -> None:
     luma = image_bytes_to_input(data, "x.jpg", crop="center")
     assert np.abs(green - luma).mean() > 10, "a grey decode would have read luma whatever the weights"
     assert image_bytes_to_input(data, "x.jpg", crop="auto", grey=GREEN, tta=True).shape == (8, 28, 28)
+    flat = Image.new("RGB", (90, 60), (200, 60, 90))  # nothing stands out: the finder's fallback
+    assert (to_model_views(flat, crop="auto", grey=GREEN) == 60).all()
+    assert (to_model_input(flat, crop="auto", grey=GREEN) == 60).all()
 
 
 def test_the_predictor_reads_the_weights_from_the_input_spec(green_model: Path, tiny_onnx: Path) -> None:
@@ -97,32 +100,45 @@ def test_the_predictor_reads_the_weights_from_the_input_spec(green_model: Path, 
     assert OnnxPredictor(tiny_onnx).metadata.grey_weights == LUMA, "older models say nothing: luma"
 
 
+def same_answer(got: dict[str, float], letters: tuple[str, ...], probs: np.ndarray) -> bool:
+    return all(got[x] == pytest.approx(float(p), abs=1e-6) for x, p in zip(letters, probs, strict=True))
+
+
+def expected_probs(
+    predictor: OnnxPredictor, img: Image.Image, crop: str, tta: bool, grey: tuple
+) -> np.ndarray:
+    if tta:
+        return predictor.predict_proba_views(to_model_views(img, crop=crop, grey=grey)[None])[0]  # type: ignore[arg-type]
+    return predictor.predict_proba(to_model_input(img, crop=crop, grey=grey)[None])[0]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("crop", "tta"), [("center", False), ("center", True), ("auto", True)])
 def test_predict_cli_applies_the_models_weights(
-    green_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    green_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], crop: str, tta: bool
 ) -> None:
-    photo = tmp_path / "stripes.png"
-    two_tone_photo().save(photo)
-    assert main([str(green_model), str(photo), "--crop", "center", "--json", "--top-k", "24"]) == 0
+    """A JPEG, which is decoded in grey unless colour is asked for; one view and the `--tta` views."""
+    photo = tmp_path / "stripes.jpg"
+    photo.write_bytes(encoded(two_tone_photo(), "JPEG"))
+    options = ["--crop", crop, "--json", "--top-k", "24"] + (["--tta"] if tta else [])
+    assert main([str(green_model), str(photo), *options]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["model"]["grey_weights"] == [0.0, 1.0, 0.0]
     got = {t["letter"]: t["probability"] for t in doc["predictions"][0]["top_k"]}
     predictor = OnnxPredictor(green_model)
-    img = Image.open(photo)
-    for weights, same in ((GREEN, True), (LUMA, False)):
-        probs = predictor.predict_proba(to_model_input(img, crop="center", grey=weights)[None])[0]
-        close = all(
-            got[x] == pytest.approx(float(p), abs=1e-6) for x, p in zip(predictor.letters, probs, strict=True)
-        )
-        assert close is same, weights
+    img = decode_image(photo.read_bytes(), "x.jpg", colour=True)
+    assert same_answer(got, predictor.letters, expected_probs(predictor, img, crop, tta, GREEN))
+    assert not same_answer(got, predictor.letters, expected_probs(predictor, img, crop, tta, LUMA))
 
 
 def test_the_service_applies_the_models_weights(green_model: Path) -> None:
-    client = TestClient(create_app(OnnxPredictor(green_model)))
+    predictor = OnnxPredictor(green_model)
+    client = TestClient(create_app(predictor))
     meta = client.get("/metadata").json()
     assert meta["grey_weights"] == [0.0, 1.0, 0.0]
     assert meta["input"]["grey_weights"] == [0.0, 1.0, 0.0]
     data = encoded(two_tone_photo(), "JPEG")
-    response = client.post("/predict?view=true&crop=center", files=[("file", ("x.jpg", data, "image/jpeg"))])
+    upload = [("file", ("x.jpg", data, "image/jpeg"))]
+    response = client.post("/predict?view=true&crop=center", files=upload)
     assert response.status_code == 200, response.text
     view = response.json()["predictions"][0]["view"]
     pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(view.split(",", 1)[1]))), np.float32)
@@ -130,17 +146,26 @@ def test_the_service_applies_the_models_weights(green_model: Path) -> None:
     np.testing.assert_array_equal(pixels, expected)
     luma = np.clip(np.rint(image_bytes_to_input(data, "x", crop="center")), 0, 255)
     assert np.abs(pixels - luma).mean() > 10
+    img = decode_image(data, "x.jpg", colour=True)
+    for crop in ("center", "auto"):
+        response = client.post(f"/predict?tta=true&top_k=24&crop={crop}", files=upload)
+        got = {t["letter"]: t["probability"] for t in response.json()["predictions"][0]["top_k"]}
+        assert same_answer(got, predictor.letters, expected_probs(predictor, img, crop, True, GREEN)), crop
+        assert not same_answer(got, predictor.letters, expected_probs(predictor, img, crop, True, LUMA)), crop
 
 
-def test_evaluate_images_applies_the_models_weights(green_model: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("reading", "crop", "tta"), [("full", "center", False), ("full", "center", True), ("auto", "auto", True)]
+)
+def test_evaluate_images_applies_the_models_weights(
+    green_model: Path, tmp_path: Path, reading: str, crop: str, tta: bool
+) -> None:
     predictor = OnnxPredictor(green_model)
     folder = tmp_path / "photos" / "A"
     folder.mkdir(parents=True)
-    two_tone_photo().save(folder / "a.jpg", quality=95)
+    (folder / "a.jpg").write_bytes(encoded(two_tone_photo(), "JPEG"))
     photos = load_photo_set(tmp_path / "photos", predictor.letters)
-    got = run_photos(predictor, photos, "full").probs[0]
+    got = run_photos(predictor, photos, reading, tta=tta).probs[0]
     img = decode_image((folder / "a.jpg").read_bytes(), "a.jpg", colour=True)
-    green = predictor.predict_proba(to_model_input(img, crop="center", grey=GREEN)[None])[0]
-    luma = predictor.predict_proba(to_model_input(img, crop="center")[None])[0]
-    np.testing.assert_allclose(got, green, atol=1e-6)
-    assert np.abs(got - luma).max() > 1e-4
+    np.testing.assert_allclose(got, expected_probs(predictor, img, crop, tta, GREEN), atol=1e-6)
+    assert np.abs(got - expected_probs(predictor, img, crop, tta, LUMA)).max() > 1e-4
