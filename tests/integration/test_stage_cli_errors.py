@@ -65,6 +65,8 @@ COMMANDS: dict[str, Callable[[], None]] = {
             "grey_weights=[1, 1, 1] must be 3 numbers >= 0 (red, green, blue) that add up to 1",
         ),
         ("fingerspell-export", "grey_weights=green", "grey_weights='green' must be 3 numbers >= 0"),
+        ("fingerspell-export", "dim_background=1.5", "dim_background=1.5 must be a number in [0, 1]"),
+        ("fingerspell-export", "dim_background=lots", "dim_background='lots' must be a number"),
         ("fingerspell-export", "quantize.enabled=maybe", "quantize.enabled='maybe' must be true or false"),
         ("fingerspell-export", "calibration.repeats=2.5", "calibration.repeats=2.5 must be a whole number"),
         ("fingerspell-evaluate", "batch_size=abc", "batch_size='abc' must be a whole number"),

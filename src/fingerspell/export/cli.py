@@ -17,7 +17,7 @@ from fingerspell.configs import CONFIG_DIR, setting
 from fingerspell.export.calibration import CalibrationSettings
 from fingerspell.export.stage import ExportSettings, QuantizeSettings, run_export
 from fingerspell.hydra_cli import run_hydra
-from fingerspell.inference.grey import LUMA, GreyWeights, parse_grey_weights
+from fingerspell.inference.reading import LUMA, GreyWeights, parse_grey_weights
 
 log = logging.getLogger(__name__)
 COMMAND = "fingerspell-export"
@@ -74,6 +74,7 @@ def settings_from_config(cfg: DictConfig) -> ExportSettings:
         calibration=calibration,
         standardise_input=setting(cfg, "standardise_input", bool, False),
         grey_weights=_grey_weights(cfg),
+        dim_background=setting(cfg, "dim_background", float, 0.0),
         calibration_augment=instantiate(augment) if calibration.enabled and augment else None,
     )
 

@@ -4,7 +4,7 @@ import json
 from collections.abc import Sequence
 
 from fingerspell import __version__
-from fingerspell.inference.grey import LUMA, GreyWeights
+from fingerspell.inference.reading import LUMA, GreyWeights
 
 PREFIX = "fingerspell."
 INPUT_SPEC = {
@@ -14,6 +14,7 @@ INPUT_SPEC = {
     "layout": "NCHW",
     "colour": "grey",
     "grey_weights": list(LUMA),  # how a colour photo becomes the grey input: red, green, blue
+    "dim_background": 0.0,  # how far readers move the hand finder's background to grey
 }
 
 
@@ -29,6 +30,7 @@ def build_metadata(
     class_bias: Sequence[float] | None = None,
     standardised: tuple[float, float] | None = None,
     grey_weights: GreyWeights = LUMA,
+    dim_background: float = 0.0,
 ) -> dict[str, str]:
     """All `fingerspell.*` keys as strings (JSON where structured), as ONNX requires.
 
@@ -36,11 +38,18 @@ def build_metadata(
     logits / T) come from calibration; without it they are left out and the predictor uses plain
     softmax and never says unsure. `standardised` (mean, spread) records that the graph itself
     gives each input image that grey mean and spread: a note for readers, nothing to apply.
-    `grey_weights` (in the input spec) is for readers to apply: how a colour photo becomes grey.
+    `grey_weights` and `dim_background` (in the input spec) are for readers to apply: how a
+    colour photo becomes grey, and how far the room around a found hand is flattened.
     """
     meta = {
         PREFIX + "letters": json.dumps(list(letters)),
-        PREFIX + "input": json.dumps({**INPUT_SPEC, "grey_weights": [float(w) for w in grey_weights]}),
+        PREFIX + "input": json.dumps(
+            {
+                **INPUT_SPEC,
+                "grey_weights": [float(w) for w in grey_weights],
+                "dim_background": float(dim_background),
+            }
+        ),
         PREFIX + "normalization": json.dumps({"mean": float(mean), "std": float(std)}),
         PREFIX + "run_id": run_id or "",
         PREFIX + "data_fingerprint": data_fingerprint or "",

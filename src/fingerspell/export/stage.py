@@ -19,8 +19,8 @@ from fingerspell.export.parity import check_parity
 from fingerspell.export.quantize import calibration_sample, quantize_int8
 from fingerspell.export.source import SourceModel, load_source
 from fingerspell.export.wrapper import OnnxWrapper, image_statistics
-from fingerspell.inference.grey import LUMA, GreyWeights, parse_grey_weights
 from fingerspell.inference.predictor import OnnxPredictor
+from fingerspell.inference.reading import LUMA, GreyWeights, parse_dim_background, parse_grey_weights
 
 log = logging.getLogger(__name__)
 MIN_OPSET = 18  # torch.onnx's dynamo exporter writes 18 and up
@@ -69,6 +69,7 @@ class ExportSettings:
     calibration_augment: nn.Module | None = None  # what held-out images go through before fitting T
     standardise_input: bool = False  # give each input the train images' typical grey mean and spread
     grey_weights: GreyWeights = LUMA  # how readers turn a colour photo into the grey input
+    dim_background: float = 0.0  # how far readers flatten the room around a found hand
 
     def __post_init__(self) -> None:
         """Refuse an opset the exporter cannot write (it would fall back and mislabel the model)."""
@@ -83,6 +84,10 @@ class ExportSettings:
             parse_grey_weights(self.grey_weights)
         except ValueError as err:
             raise ValueError(f"grey_weights={err}") from err
+        try:
+            parse_dim_background(self.dim_background)
+        except ValueError as err:
+            raise ValueError(f"dim_background={err}") from err
 
 
 class ParityError(ValueError):
@@ -146,6 +151,7 @@ def _export_checked(
         class_bias=calibration["class_bias"] if calibration else None,
         standardised=standardised,
         grey_weights=settings.grey_weights,
+        dim_background=settings.dim_background,
     )
     out = Path(settings.output)
     tmp = temp_beside(out, suffix=".onnx")
@@ -171,6 +177,7 @@ def _export_checked(
         "calibration": calibration,
         "standardised_input": standard,
         "grey_weights": list(settings.grey_weights),
+        "dim_background": settings.dim_background,
     }
 
 

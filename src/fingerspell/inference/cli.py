@@ -182,7 +182,7 @@ def run(settings: PredictSettings, out: TextIO) -> int:
             settings.max_pixels,
             crop=settings.crop,
             tta=settings.tta,
-            grey=predictor.metadata.grey_weights,
+            style=predictor.metadata.photo_style,
         ),
         settings.batch_size,
     ):

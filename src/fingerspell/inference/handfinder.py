@@ -100,7 +100,18 @@ def foreground(img: Image.Image) -> np.ndarray:
 
 def find_hand_box(img: Image.Image) -> tuple[float, float, float, float] | None:
     """The hand as a normalised (cx, cy, w, h) box, or None when nothing stands out from the border."""
-    weights = foreground(img).ravel()
+    return hand_box_from(foreground(img))
+
+
+def find_hand_and_mask(img: Image.Image) -> tuple[tuple[float, float, float, float] | None, np.ndarray]:
+    """`find_hand_box` and the foreground it came from: SIZE x SIZE, 1 where the finder sees the hand."""
+    weights = foreground(img)
+    return hand_box_from(weights), (weights > 0).astype(np.float32)
+
+
+def hand_box_from(foreground_weights: np.ndarray) -> tuple[float, float, float, float] | None:
+    """The box of a `foreground` map (see `find_hand_box`)."""
+    weights = foreground_weights.ravel()
     if weights.sum() < MIN_MASS * _PRIOR.sum():
         return None
     x0, x1 = _weighted_span(_XS.ravel(), weights)

@@ -11,8 +11,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fingerspell.inference.grey import LUMA, GreyWeights
-from fingerspell.inference.handfinder import MARGIN, Box, find_hand, find_hand_box, square_around
+from fingerspell.inference.handfinder import MARGIN, Box, find_hand, find_hand_and_mask, square_around
+from fingerspell.inference.reading import LUMA, PLAIN, GreyWeights, PhotoStyle
 
 Crop = Literal["center", "auto"]
 CROPS: tuple[Crop, ...] = ("center", "auto")  # centre square, or the hand finder's square
@@ -158,9 +158,9 @@ def standard_mode(img: Image.Image, name: str = "image") -> Image.Image:
         ) from err
 
 
-def needs_colour(crop: Crop, grey: GreyWeights | None = None) -> bool:
+def needs_colour(crop: Crop, style: PhotoStyle = PLAIN) -> bool:
     """Decode in colour: the hand finder needs it, and so do grey weights other than a JPEG's luma."""
-    return crop == "auto" or (grey is not None and tuple(grey) != LUMA)
+    return crop == "auto" or tuple(style.grey_weights) != LUMA
 
 
 def to_grey(img: Image.Image, grey: GreyWeights | None = None) -> Image.Image:
@@ -188,17 +188,65 @@ def crop_box(img: Image.Image, crop: Crop = DEFAULT_CROP) -> Box:
     return find_hand(img) if crop == "auto" else center_square(*img.size)
 
 
+def dim_background(
+    view: np.ndarray, mask: np.ndarray, box: Box, image_size: tuple[int, int], amount: float
+) -> np.ndarray:
+    """Move the pixels outside the finder's hand `amount` of the way to the view's mean grey.
+
+    `mask` is the finder's foreground at its working size over the whole photo; the part under
+    `box` is resized like the view, so its edge is soft. The room around the hand is what
+    Sign-MNIST crops never show: flattening most of it reads real photos better for models that
+    standardise their input (README).
+    """
+    width, height = image_size
+    scale_x, scale_y = mask.shape[1] / width, mask.shape[0] / height
+    left, top, right, bottom = box
+    inside = Image.fromarray(mask.astype(np.float32), "F").resize(
+        view.shape[::-1],
+        Image.Resampling.BILINEAR,
+        box=(left * scale_x, top * scale_y, right * scale_x, bottom * scale_y),
+    )
+    outside = 1.0 - np.clip(np.asarray(inside, np.float32), 0.0, 1.0)
+    return (view - amount * outside * (view - view.mean())).astype(np.float32)
+
+
+def _grey_views(
+    img: Image.Image, boxes: list[Box], size: int, style: PhotoStyle, mask: np.ndarray | None
+) -> list[np.ndarray]:
+    small = to_grey(img, style.grey_weights)
+    views = []
+    for b in boxes:
+        view = np.asarray(
+            small.resize((size, size), Image.Resampling.LANCZOS, box=b, reducing_gap=3.0), np.float32
+        )
+        if mask is not None and style.dim_background > 0:
+            view = dim_background(view, mask, b, img.size, style.dim_background)
+        views.append(view)
+    return views
+
+
 def to_model_input(
     img: Image.Image,
     box: Box | None = None,
     size: int = MODEL_SIZE,
     crop: Crop = DEFAULT_CROP,
-    grey: GreyWeights | None = None,
+    style: PhotoStyle = PLAIN,
 ) -> np.ndarray:
-    """Crop to `box` (default: by `crop`), grey, resize with antialiasing -> float32 (size, size) 0-255."""
+    """Crop to `box` (default: by `crop`), grey, resize with antialiasing -> float32 (size, size) 0-255.
+
+    `style` is how the model wants photos read (its `grey_weights`; `dim_background` where the
+    hand finder found a hand).
+    """
+    mask = None
+    if box is None and crop == "auto" and style.dim_background > 0:
+        hand, mask = find_hand_and_mask(img)
+        if hand is None:
+            mask = None
+            box = center_square(*img.size)
+        else:
+            box = square_around(hand, *img.size)
     box = box or crop_box(img, crop)
-    small = to_grey(img, grey).resize((size, size), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
-    return np.asarray(small, dtype=np.float32)
+    return _grey_views(img, [box], size, style, mask)[0]
 
 
 def view_boxes(box: Box, margins: tuple[float, ...] = VIEW_MARGINS) -> list[Box]:
@@ -233,7 +281,7 @@ def to_model_views(
     size: int = MODEL_SIZE,
     crop: Crop = DEFAULT_CROP,
     hand: tuple[float, float, float, float] | None = None,
-    grey: GreyWeights | None = None,
+    style: PhotoStyle = PLAIN,
 ) -> np.ndarray:
     """The test-time views of one photo: (2 x len(VIEW_MARGINS), size, size) float32, plain then mirrored.
 
@@ -241,24 +289,22 @@ def to_model_views(
     `box` or of the centre square. When the finder finds nothing (a tight crop already, like a
     Sign-MNIST image) every view is the whole centre square, as `--crop auto` reads it: zooms and
     mirrors of a tight crop cut the hand and flip it (measured: the classic model reads 1,500
-    upscaled test images at 100% plainly and 91% through zoom/mirror views).
+    upscaled test images at 100% plainly and 91% through zoom/mirror views). `style` as in
+    `to_model_input`; the background is dimmed only around a hand the finder found.
     """
     if crop not in CROPS:
         raise ValueError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
+    mask = None
     if hand is None and box is None and crop == "auto":
-        hand = find_hand_box(img)
+        hand, mask = find_hand_and_mask(img)
         if hand is None:
-            plain = to_model_input(img, size=size, crop=crop, grey=grey)
+            plain = to_model_input(img, box=center_square(*img.size), size=size, style=style)
             return np.repeat(plain[None], 2 * len(VIEW_MARGINS), axis=0)
     if hand is not None:
         boxes = hand_view_boxes(hand, *img.size)
     else:
         boxes = view_boxes(box or center_square(*img.size))
-    small = to_grey(img, grey)
-    views = [
-        np.asarray(small.resize((size, size), Image.Resampling.LANCZOS, box=b, reducing_gap=3.0), np.float32)
-        for b in boxes
-    ]
+    views = _grey_views(img, boxes, size, style, mask)
     return np.stack(views + [v[:, ::-1] for v in views])
 
 
@@ -268,14 +314,14 @@ def image_bytes_to_input(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     crop: Crop = DEFAULT_CROP,
     tta: bool = False,
-    grey: GreyWeights | None = None,
+    style: PhotoStyle = PLAIN,
 ) -> np.ndarray:
     """Bytes of an image file -> model input (28, 28) float32 cropped by `crop` (center|auto).
 
-    With `tta`, its (V, 28, 28) test-time views instead; `grey` is the model's `grey_weights`.
+    With `tta`, its (V, 28, 28) test-time views instead; `style` is how the model reads photos.
     """
-    img = decode_image(data, name, max_pixels, colour=needs_colour(crop, grey))
-    return to_model_views(img, crop=crop, grey=grey) if tta else to_model_input(img, crop=crop, grey=grey)
+    img = decode_image(data, name, max_pixels, colour=needs_colour(crop, style))
+    return to_model_views(img, crop=crop, style=style) if tta else to_model_input(img, crop=crop, style=style)
 
 
 def main_view(pixels: np.ndarray) -> np.ndarray:

@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from fingerspell.inference.grey import LUMA, GreyWeights, parse_grey_weights
+from fingerspell.inference.reading import (
+    LUMA,
+    GreyWeights,
+    PhotoStyle,
+    parse_dim_background,
+    parse_grey_weights,
+)
 
 META_PREFIX = "fingerspell."
 # logits / T must stay finite: below this (e.g. 1e-320) they overflow and every probability is NaN;
@@ -40,6 +46,7 @@ class ModelMetadata:
     unsure_threshold: float | None
     class_bias: tuple[float, ...] | None = None
     grey_weights: GreyWeights = LUMA  # red, green, blue of a colour photo's grey; luma if unsaid
+    dim_background: float = 0.0  # how far the hand finder's background moves to grey; 0 if unsaid
     raw: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -54,8 +61,14 @@ class ModelMetadata:
             "unsure_threshold": self.unsure_threshold,
             "class_bias": None if self.class_bias is None else list(self.class_bias),
             "grey_weights": list(self.grey_weights),
+            "dim_background": self.dim_background,
             "standardised_input": self.standardised_input,
         }
+
+    @property
+    def photo_style(self) -> PhotoStyle:
+        """How this model wants a photo read (what the image readers apply)."""
+        return PhotoStyle(self.grey_weights, self.dim_background)
 
     @property
     def standardised_input(self) -> dict[str, float] | None:
@@ -144,10 +157,15 @@ def _parse_metadata(raw: dict[str, str], n_outputs: int | None, name: str) -> Mo
             f"{name}: metadata input must be an object with a 'shape' list; export the model again"
         )
 
+    spec = spec if isinstance(spec, dict) else {}
     try:
-        grey = parse_grey_weights(spec.get("grey_weights", LUMA) if isinstance(spec, dict) else LUMA)
+        grey = parse_grey_weights(spec.get("grey_weights", LUMA))
     except ValueError as err:
         raise ModelError(f"{name}: metadata input grey_weights {err}; export the model again") from err
+    try:
+        dim = parse_dim_background(spec.get("dim_background", 0.0))
+    except ValueError as err:
+        raise ModelError(f"{name}: metadata input dim_background {err}; export the model again") from err
 
     bias = None
     if raw.get(META_PREFIX + "class_bias"):
@@ -170,6 +188,7 @@ def _parse_metadata(raw: dict[str, str], n_outputs: int | None, name: str) -> Mo
         unsure_threshold=_number(raw, "unsure_threshold", name, 0.0, 1.0, closed=True),
         class_bias=bias,
         grey_weights=grey,
+        dim_background=dim,
         raw=dict(raw),
     )
 

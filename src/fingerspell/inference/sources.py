@@ -16,7 +16,6 @@ from typing import BinaryIO
 import numpy as np
 
 from fingerspell.data.labels import LABELS
-from fingerspell.inference.grey import GreyWeights
 from fingerspell.inference.images import (
     DEFAULT_CROP,
     Crop,
@@ -28,6 +27,7 @@ from fingerspell.inference.images import (
     to_model_input,
     to_model_views,
 )
+from fingerspell.inference.reading import PLAIN, PhotoStyle
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 CSV_SUFFIX = ".csv"
@@ -55,9 +55,9 @@ def _image_item(
     max_pixels: int,
     crop: Crop,
     tta: bool = False,
-    grey: GreyWeights | None = None,
+    style: PhotoStyle = PLAIN,
 ) -> Item:
-    colour = needs_colour(crop, grey)  # the hand finder works on colour, and so may the model's grey
+    colour = needs_colour(crop, style)  # the hand finder works on colour, and so may the model's grey
     try:
         img = (
             read_image_file(path, max_pixels, colour)
@@ -65,7 +65,9 @@ def _image_item(
             else decode_image(data or b"", name, max_pixels, colour)
         )
         pixels = (
-            to_model_views(img, crop=crop, grey=grey) if tta else to_model_input(img, crop=crop, grey=grey)
+            to_model_views(img, crop=crop, style=style)
+            if tta
+            else to_model_input(img, crop=crop, style=style)
         )
         return Item(name, pixels)
     except ImageError as err:
@@ -145,9 +147,7 @@ def csv_items(text: str, name: str) -> Iterator[Item]:
         yield Item(name, error=f"{name}: CSV has a header but no rows")
 
 
-def _file_items(
-    path: Path, max_pixels: int, crop: Crop, tta: bool, grey: GreyWeights | None
-) -> Iterator[Item]:
+def _file_items(path: Path, max_pixels: int, crop: Crop, tta: bool, style: PhotoStyle) -> Iterator[Item]:
     if path.suffix.lower() == CSV_SUFFIX:
         try:
             text = path.read_text(encoding="utf-8-sig", errors="replace")
@@ -156,18 +156,18 @@ def _file_items(
             return
         yield from csv_items(text, str(path))
     else:
-        yield _image_item(str(path), None, path, max_pixels, crop, tta, grey)
+        yield _image_item(str(path), None, path, max_pixels, crop, tta, style)
 
 
 def _stdin_items(
-    stream: BinaryIO, max_pixels: int, crop: Crop, tta: bool, grey: GreyWeights | None
+    stream: BinaryIO, max_pixels: int, crop: Crop, tta: bool, style: PhotoStyle
 ) -> Iterator[Item]:
     data = stream.read()
     head = data[:16].lstrip(b"\xef\xbb\xbf").lower().replace(b'"', b"")
     if head.startswith((b"label,", b"pixel1,")):
         yield from csv_items(data.decode("utf-8", errors="replace"), "<stdin>")
     else:
-        yield _image_item("<stdin>", data, None, max_pixels, crop, tta, grey)
+        yield _image_item("<stdin>", data, None, max_pixels, crop, tta, style)
 
 
 def expand(
@@ -176,16 +176,16 @@ def expand(
     stdin: BinaryIO | None = None,
     crop: Crop = DEFAULT_CROP,
     tta: bool = False,
-    grey: GreyWeights | None = None,
+    style: PhotoStyle = PLAIN,
 ) -> Iterator[Item]:
     """Every input, in order: folders walked recursively (sorted; hidden files and unknown suffixes skipped).
 
-    Photos are cropped by `crop` (center|auto), made grey with the model's `grey` weights, and
-    split into test-time views with `tta`; CSV rows are 28x28 grey crops already and stay one view.
+    Photos are cropped by `crop` (center|auto), read the way the model asks (`style`: its grey weights and
+    background dimming), and split into test-time views with `tta`; CSV rows are 28x28 grey crops already and stay one view.
     """
     for spec in inputs:
         if spec == "-":
-            yield from _stdin_items(stdin or sys.stdin.buffer, max_pixels, crop, tta, grey)
+            yield from _stdin_items(stdin or sys.stdin.buffer, max_pixels, crop, tta, style)
             continue
         path = Path(spec)
         if path.is_dir():
@@ -201,8 +201,8 @@ def expand(
                     spec, error=f"{spec}: folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))}) or CSVs"
                 )
             for file in files:
-                yield from _file_items(file, max_pixels, crop, tta, grey)
+                yield from _file_items(file, max_pixels, crop, tta, style)
         elif not path.exists():
             yield Item(spec, error=f"{spec}: no such file or folder")
         else:
-            yield from _file_items(path, max_pixels, crop, tta, grey)
+            yield from _file_items(path, max_pixels, crop, tta, style)

@@ -5,7 +5,6 @@ from typing import Any
 
 import numpy as np
 
-from fingerspell.inference.grey import GreyWeights
 from fingerspell.inference.handfinder import square_around
 from fingerspell.inference.images import (
     Crop,
@@ -16,6 +15,7 @@ from fingerspell.inference.images import (
     to_model_views,
 )
 from fingerspell.inference.predictor import OnnxPredictor
+from fingerspell.inference.reading import PLAIN, PhotoStyle
 from fingerspell.photos.dataset import Photo, PhotoSetError
 from fingerspell.photos.metrics import summarise
 
@@ -33,12 +33,12 @@ class PhotoRun:
 
 
 def model_inputs(
-    photos: list[Photo], reading: str, tta: bool = False, grey: GreyWeights | None = None
+    photos: list[Photo], reading: str, tta: bool = False, style: PhotoStyle = PLAIN
 ) -> tuple[np.ndarray, list[int], list[str]]:
     """Inputs of the readable photos, their indices, and one line per unreadable one.
 
-    Inputs are (N, 28, 28), or with `tta` (N, V, 28, 28): V test-time views per photo, made grey
-    with `grey` (the model's `grey_weights`; None is luma).
+    Inputs are (N, 28, 28), or with `tta` (N, V, 28, 28): V test-time views per photo, read
+    the way the model asks (`style`: its grey weights and background dimming).
     """
     if reading not in READINGS:
         raise ValueError(f"reading {reading!r} must be one of {', '.join(READINGS)}")
@@ -50,13 +50,13 @@ def model_inputs(
     for i, photo in enumerate(photos):
         try:
             crop: Crop = "auto" if reading == "auto" else "center"
-            img = read_image_file(photo.path, colour=needs_colour(crop, grey))
+            img = read_image_file(photo.path, colour=needs_colour(crop, style))
             box = square_around(photo.box, *img.size) if reading == "box" and photo.box else None
             hand = photo.box if reading == "box" else None
             arrays.append(
-                to_model_views(img, crop=crop, hand=hand, grey=grey)
+                to_model_views(img, crop=crop, hand=hand, style=style)
                 if tta
-                else to_model_input(img, box=box, crop=crop, grey=grey)
+                else to_model_input(img, box=box, crop=crop, style=style)
             )
             kept.append(i)
         except ImageError as err:
@@ -67,7 +67,7 @@ def model_inputs(
 
 def run_photos(predictor: OnnxPredictor, photos: list[Photo], reading: str, tta: bool = False) -> PhotoRun:
     """Predict every readable photo in `reading` (averaged over the test-time views with `tta`)."""
-    inputs, kept, failed = model_inputs(photos, reading, tta, predictor.metadata.grey_weights)
+    inputs, kept, failed = model_inputs(photos, reading, tta, predictor.metadata.photo_style)
     if not kept:
         raise PhotoSetError(f"none of the {len(photos)} photos could be read; first error: {failed[0]}")
     index = {letter: i for i, letter in enumerate(predictor.letters)}

@@ -19,7 +19,6 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.types import Message, Receive
 
-from fingerspell.inference.grey import GreyWeights
 from fingerspell.inference.images import (
     MODEL_SIZE,
     Crop,
@@ -28,6 +27,7 @@ from fingerspell.inference.images import (
     image_bytes_to_input,
     main_view,
 )
+from fingerspell.inference.reading import PhotoStyle
 from fingerspell.serve.errors import ApiError, first_line, simplify
 from fingerspell.serve.schemas import ArrayRequest, PredictOptions
 from fingerspell.serve.settings import ServeSettings
@@ -108,9 +108,9 @@ async def in_worker_threads(request: Request, func: Callable[..., T], *args: Any
 
 
 def _decode_all(
-    files: list[tuple[str, bytes]], max_pixels: int, crop: Crop, tta: bool, grey: GreyWeights | None
+    files: list[tuple[str, bytes]], max_pixels: int, crop: Crop, tta: bool, style: PhotoStyle
 ) -> list[Item]:
-    return [(name, image_bytes_to_input(data, name, max_pixels, crop, tta, grey)) for name, data in files]
+    return [(name, image_bytes_to_input(data, name, max_pixels, crop, tta, style)) for name, data in files]
 
 
 async def _from_multipart(request: Request, settings: ServeSettings, crop: Crop, tta: bool) -> list[Item]:
@@ -125,8 +125,8 @@ async def _from_multipart(request: Request, settings: ServeSettings, crop: Crop,
         _check_count(len(uploads), settings)
         files = [(upload.filename or f"file[{i}]", await upload.read()) for i, upload in enumerate(uploads)]
         # off the event loop: a large photo takes seconds to decode, and /health must still answer
-        grey = request.app.state.predictor.metadata.grey_weights
-        return await in_worker_threads(request, _decode_all, files, settings.max_pixels, crop, tta, grey)
+        style = request.app.state.predictor.metadata.photo_style
+        return await in_worker_threads(request, _decode_all, files, settings.max_pixels, crop, tta, style)
     except ImageError as err:
         raise ApiError(422, str(err)) from err
     finally:

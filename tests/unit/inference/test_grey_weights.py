@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from fingerspell.inference.cli import main
-from fingerspell.inference.grey import LUMA, parse_grey_weights
 from fingerspell.inference.images import (
     decode_image,
     image_bytes_to_input,
@@ -26,6 +25,7 @@ from fingerspell.inference.images import (
     to_model_views,
 )
 from fingerspell.inference.predictor import OnnxPredictor
+from fingerspell.inference.reading import LUMA, PhotoStyle, parse_grey_weights
 from fingerspell.photos.dataset import load_photo_set
 from fingerspell.photos.evaluate import run_photos
 from fingerspell.serve import create_app
@@ -77,20 +77,27 @@ def test_weights_that_would_leave_0_255_are_refused(value: object) -> None:
 
 
 def test_a_jpeg_is_decoded_in_colour_only_when_the_weights_need_it() -> None:
-    assert not needs_colour("center", None)
-    assert not needs_colour("center", LUMA)
-    assert needs_colour("center", GREEN)
-    assert needs_colour("auto", LUMA)
+    assert not needs_colour("center")
+    assert not needs_colour("center", PhotoStyle(LUMA))
+    assert not needs_colour("center", PhotoStyle(LUMA, dim_background=0.8)), "it needs the finder's colour"
+    assert needs_colour("center", PhotoStyle(GREEN))
+    assert needs_colour("auto", PhotoStyle(LUMA))
     data = encoded(two_tone_photo(), "JPEG")
-    green = image_bytes_to_input(data, "x.jpg", crop="center", grey=GREEN)
-    expected = to_model_input(decode_image(data, "x.jpg", colour=True), crop="center", grey=GREEN)
+    green = image_bytes_to_input(data, "x.jpg", crop="center", style=PhotoStyle(GREEN))
+    expected = to_model_input(
+        decode_image(data, "x.jpg", colour=True), crop="center", style=PhotoStyle(GREEN)
+    )
     np.testing.assert_array_equal(green, expected)
     luma = image_bytes_to_input(data, "x.jpg", crop="center")
     assert np.abs(green - luma).mean() > 10, "a grey decode would have read luma whatever the weights"
-    assert image_bytes_to_input(data, "x.jpg", crop="auto", grey=GREEN, tta=True).shape == (8, 28, 28)
+    assert image_bytes_to_input(data, "x.jpg", crop="auto", style=PhotoStyle(GREEN), tta=True).shape == (
+        8,
+        28,
+        28,
+    )
     flat = Image.new("RGB", (90, 60), (200, 60, 90))  # nothing stands out: the finder's fallback
-    assert (to_model_views(flat, crop="auto", grey=GREEN) == 60).all()
-    assert (to_model_input(flat, crop="auto", grey=GREEN) == 60).all()
+    assert (to_model_views(flat, crop="auto", style=PhotoStyle(GREEN)) == 60).all()
+    assert (to_model_input(flat, crop="auto", style=PhotoStyle(GREEN)) == 60).all()
 
 
 def test_the_predictor_reads_the_weights_from_the_input_spec(green_model: Path, tiny_onnx: Path) -> None:
@@ -108,8 +115,8 @@ def expected_probs(
     predictor: OnnxPredictor, img: Image.Image, crop: str, tta: bool, grey: tuple
 ) -> np.ndarray:
     if tta:
-        return predictor.predict_proba_views(to_model_views(img, crop=crop, grey=grey)[None])[0]  # type: ignore[arg-type]
-    return predictor.predict_proba(to_model_input(img, crop=crop, grey=grey)[None])[0]  # type: ignore[arg-type]
+        return predictor.predict_proba_views(to_model_views(img, crop=crop, style=PhotoStyle(grey))[None])[0]  # type: ignore[arg-type]
+    return predictor.predict_proba(to_model_input(img, crop=crop, style=PhotoStyle(grey))[None])[0]  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("crop", "tta"), [("center", False), ("center", True), ("auto", True)])
@@ -142,7 +149,9 @@ def test_the_service_applies_the_models_weights(green_model: Path) -> None:
     assert response.status_code == 200, response.text
     view = response.json()["predictions"][0]["view"]
     pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(view.split(",", 1)[1]))), np.float32)
-    expected = np.clip(np.rint(image_bytes_to_input(data, "x", crop="center", grey=GREEN)), 0, 255)
+    expected = np.clip(
+        np.rint(image_bytes_to_input(data, "x", crop="center", style=PhotoStyle(GREEN))), 0, 255
+    )
     np.testing.assert_array_equal(pixels, expected)
     luma = np.clip(np.rint(image_bytes_to_input(data, "x", crop="center")), 0, 255)
     assert np.abs(pixels - luma).mean() > 10

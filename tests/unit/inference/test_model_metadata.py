@@ -34,6 +34,8 @@ BAD = [
     ({"input": '{"grey_weights": [0.5, 0.6, 0.0]}'}, "metadata input grey_weights [0.5, 0.6, 0.0] must be"),
     ({"input": '{"grey_weights": [-1, 2, 0]}'}, "metadata input grey_weights [-1, 2, 0] must be"),
     ({"input": '{"grey_weights": "green"}'}, "metadata input grey_weights 'green' must be 3 numbers"),
+    ({"input": '{"dim_background": 1.5}'}, "metadata input dim_background 1.5 must be a number in [0, 1]"),
+    ({"input": '{"dim_background": "half"}'}, "metadata input dim_background 'half' must be a number"),
 ]
 
 
