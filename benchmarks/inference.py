@@ -119,19 +119,24 @@ def photo_latency_ms(model: Path, crop: str, photos: list[bytes], runs: int) -> 
     """p50/p99 ms of one photo through the product's path: bytes -> crop -> 28x28 -> ORT fp32.
 
     `crop` "auto+tta" is the finder plus the 8 test-time views (`--tta`), run as one batch of 8;
-    "+green" reads the photo with `grey_weights=[0,1,0]` (a colour decode even for the centre crop).
+    "+green" reads the photo with `grey_weights=[0,1,0]` (a colour decode even for the centre crop),
+    "+dim" with `dim_background=0.8` as well (the finder's foreground mask cut for every view).
     """
     from fingerspell.inference.images import image_bytes_to_input
+    from fingerspell.inference.reading import LUMA, PhotoStyle
 
     session = ort.InferenceSession(str(model), tuned_options(1), providers=["CPUExecutionProvider"])
-    grey = (0.0, 1.0, 0.0) if crop.endswith("+green") else None
+    dim = 0.8 if crop.endswith("+dim") else 0.0
+    crop = crop.removesuffix("+dim")
+    grey = (0.0, 1.0, 0.0) if crop.endswith("+green") or dim else LUMA
     crop = crop.removesuffix("+green")
+    style = PhotoStyle(grey, dim)
     tta = crop.endswith("+tta")
     crop = crop.removesuffix("+tta")
     times = []
     for i in range(runs + 10):
         start = time.perf_counter_ns()
-        x = image_bytes_to_input(photos[i % len(photos)], "photo", crop=crop, tta=tta, grey=grey)  # type: ignore[arg-type]
+        x = image_bytes_to_input(photos[i % len(photos)], "photo", crop=crop, tta=tta, style=style)  # type: ignore[arg-type]
         probs = session.run(["probabilities"], {"image": x[:, None] if tta else x[None, None]})[0]
         probs.mean(axis=0)
         if i >= 10:
@@ -177,7 +182,9 @@ def main() -> None:
                 rounds[name].append({"p50": lat["p50_ms"], "p99": lat["p99_ms"], "ips": thr["images_per_s"]})
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
         photos = photo_jpegs()
-        crops = ("center", "center+green", "auto", "auto+green", "auto+tta", "auto+tta+green")
+        crops = (
+            "center", "center+green", "auto", "auto+green", "auto+dim", "auto+tta", "auto+tta+green", "auto+tta+dim"
+        )  # fmt: skip
         photo_rounds: dict[str, list[dict[str, float]]] = {crop: [] for crop in crops}
         for _ in range(args.rounds):
             for crop in photo_rounds:
@@ -208,6 +215,12 @@ def main() -> None:
         ),
         "photo_green_vs_luma_auto_p50": round(
             photo["crop_auto+green"]["p50_ms"] / photo["crop_auto"]["p50_ms"], 2
+        ),
+        "photo_dim_vs_green_auto_p50": round(
+            photo["crop_auto+dim"]["p50_ms"] / photo["crop_auto+green"]["p50_ms"], 2
+        ),
+        "photo_dim_vs_green_tta_p50": round(
+            photo["crop_auto+tta+dim"]["p50_ms"] / photo["crop_auto+tta+green"]["p50_ms"], 2
         ),
         "ort_tuned_vs_default_batch256": round(
             f["batch256_images_per_s"] / results["ort_fp32_default"]["batch256_images_per_s"], 2
