@@ -207,7 +207,7 @@ def main() -> None:
     views = {
         name: np.stack(
             # the finder's row is the product's own `--crop auto --tta` path (its fallback
-            # included), read in luma whatever each --model's `grey_weights` say
+            # included), read in luma and undimmed whatever each --model's input spec says
             [to_model_views(i, crop="auto") for i in images]
             if name == "finder (--crop auto)"
             else [to_model_views(i, hand=tuple(box)) for i, box in zip(images, b, strict=True)]

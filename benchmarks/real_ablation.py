@@ -7,7 +7,7 @@ separate processes, so several share one GPU (or the CPU cores) at once.
 
 The dev array is made by `benchmarks/real_hands.py --dump-dev` from `../shared/data/real-hands`
 with the product's own image path (luma grey, crop, Lanczos to 28x28: checkpoints have no
-export, so no `grey_weights` yet); it is read, never trained on.
+export, so no `grey_weights` or `dim_background` yet); it is read, never trained on.
 
     python benchmarks/real_hands.py --dump-dev reports/real_hands/dev_inputs.npz
     python benchmarks/real_ablation.py --dev reports/real_hands/dev_inputs.npz --jobs 2 \

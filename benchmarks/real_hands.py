@@ -51,7 +51,7 @@ def main() -> int:
     parser.add_argument(
         "--dump-dev",
         type=Path,
-        help="only write the model inputs of both readings to this npz (luma grey, for checkpoints)",
+        help="only write the model inputs of both readings to this npz (luma grey, no dimming: for checkpoints)",
     )
     args = parser.parse_args()
     labels_csv = args.dev_set / "labels.csv"

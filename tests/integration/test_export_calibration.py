@@ -192,11 +192,10 @@ def test_a_standardised_export_reads_a_darker_copy_of_an_image_as_the_image(
     """`standardise_input=true` puts the per-image standardisation in the graph itself: every
     runtime reading the ONNX file gets it, and the report and metadata say which statistics.
 
-    The same export sets `grey_weights` (one export fewer): they go into the input spec, where
-    every reader finds them, and change nothing for grey inputs."""
-    out = export(
-        trained_checkpoint, processed_dir, tmp_path, "standardise_input=true", "grey_weights=[0,1,0]"
-    )
+    The same export sets `grey_weights` and `dim_background` (one export fewer): they go into
+    the input spec, where every reader finds them, and change nothing for grey inputs."""
+    overrides = ("standardise_input=true", "grey_weights=[0,1,0]", "dim_background=0.8")
+    out = export(trained_checkpoint, processed_dir, tmp_path, *overrides)
     report = json.loads((out / "export.json").read_text())
     train_images, _ = load_split(processed_dir, "train")
     flat = train_images.reshape(len(train_images), -1).astype(np.float64)
@@ -220,6 +219,11 @@ def test_a_standardised_export_reads_a_darker_copy_of_an_image_as_the_image(
     assert report["grey_weights"] == [0.0, 1.0, 0.0]
     assert json.loads(props["fingerspell.input"])["grey_weights"] == [0.0, 1.0, 0.0]
     assert standardised.metadata.grey_weights == (0.0, 1.0, 0.0)
+    assert report["dim_background"] == 0.8
+    assert json.loads(props["fingerspell.input"])["dim_background"] == 0.8
+    assert standardised.metadata.photo_style.dim_background == 0.8
+    assert shipped_report["dim_background"] == 0.0
+    assert plain.metadata.dim_background == 0.0
     assert shipped_report["grey_weights"] == [0.299, 0.587, 0.114]
     assert plain.metadata.grey_weights == (0.299, 0.587, 0.114)
     assert plain.metadata.to_dict()["standardised_input"] is None

@@ -8,11 +8,17 @@ depend on the image code.
 """
 
 import math
+import numbers
 from dataclasses import dataclass
 
 GreyWeights = tuple[float, float, float]  # red, green, blue weights of a colour photo's grey
 # ITU-R 601-2 luma: Pillow's own "L" and what a JPEG stores, so a grey decode needs no colour
 LUMA: GreyWeights = (0.299, 0.587, 0.114)
+
+
+def _is_number(value: object) -> bool:
+    """An int or a float (numpy's too) but not a bool: `true` in a config is not 1."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def parse_grey_weights(value: object) -> GreyWeights:
@@ -22,7 +28,7 @@ def parse_grey_weights(value: object) -> GreyWeights:
         ValueError: anything else, with a message that says what is expected.
     """
     items = list(value) if isinstance(value, list | tuple) else []
-    numbers = [float(w) for w in items if type(w) in (int, float)]
+    numbers = [float(w) for w in items if _is_number(w)]
     if not (
         len(items) == 3
         and len(numbers) == 3
@@ -41,7 +47,7 @@ def parse_dim_background(value: object) -> float:
     Raises:
         ValueError: anything else, with a message that says what is expected.
     """
-    if type(value) not in (int, float) or not 0.0 <= float(value) <= 1.0:  # type: ignore[arg-type]
+    if not _is_number(value) or not 0.0 <= float(value) <= 1.0:  # type: ignore[arg-type]
         raise ValueError(f"{value!r} must be a number in [0, 1] (0: off, 1: background made flat grey)")
     return float(value)  # type: ignore[arg-type]
 

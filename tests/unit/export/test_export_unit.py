@@ -105,8 +105,12 @@ def test_metadata_values_are_strings_and_json() -> None:
     assert meta["fingerspell.opset"] == "18"
     assert "fingerspell.standardised_input" not in meta
     assert json.loads(meta["fingerspell.input"])["grey_weights"] == [0.299, 0.587, 0.114], "luma by default"
-    green = build_metadata(LETTERS, 0.5, 0.2, None, None, 18, grey_weights=(0.0, 1.0, 0.0))
-    assert json.loads(green["fingerspell.input"]) == {**INPUT_SPEC, "grey_weights": [0.0, 1.0, 0.0]}
+    assert json.loads(meta["fingerspell.input"])["dim_background"] == 0.0, "off by default"
+    green = build_metadata(
+        LETTERS, 0.5, 0.2, None, None, 18, grey_weights=(0.0, 1.0, 0.0), dim_background=0.8
+    )
+    expected = {**INPUT_SPEC, "grey_weights": [0.0, 1.0, 0.0], "dim_background": 0.8}
+    assert json.loads(green["fingerspell.input"]) == expected
     noted = build_metadata(LETTERS, 0.5, 0.2, None, None, 18, standardised=(159.3, 40.2))
     assert json.loads(noted["fingerspell.standardised_input"]) == {"mean": 159.3, "std": 40.2}
 

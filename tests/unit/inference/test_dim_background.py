@@ -69,6 +69,18 @@ def test_the_mask_is_cut_where_the_view_is() -> None:
     np.testing.assert_allclose(right, np.full_like(view, 150.0), atol=1e-3)
 
 
+def test_the_mask_is_scaled_on_each_axis_of_a_wide_photo() -> None:
+    """A 640x320 photo whose top half is hand: a view of its lower half is all background."""
+    view = np.full((28, 28), 200.0, np.float32)
+    view[:14] = 100.0
+    mask = np.zeros((64, 64), np.float32)
+    mask[:32, :] = 1.0  # the top half of the photo, in the finder's 64x64 grid
+    lower = dim_background(view, mask, (100.0, 200.0, 220.0, 320.0), (640, 320), 1.0)
+    np.testing.assert_allclose(lower, np.full_like(view, 150.0), atol=1e-3)
+    upper = dim_background(view, mask, (100.0, 0.0, 220.0, 120.0), (640, 320), 1.0)
+    np.testing.assert_allclose(upper, view, atol=1e-3)
+
+
 def test_auto_crop_dims_the_room_around_a_found_hand() -> None:
     scene = scene_with_hand(250, 160)
     hand, mask = find_hand_and_mask(scene)
@@ -111,12 +123,17 @@ def test_nothing_is_dimmed_without_the_finder_or_without_a_hand() -> None:
     )
 
 
-@pytest.mark.parametrize("value", [1.5, -0.1, "a lot", True, None, float("nan")])
+@pytest.mark.parametrize("value", [1.5, -0.1, "a lot", True, None, float("nan"), [0.5]])
 def test_a_share_outside_0_1_is_refused(value: object) -> None:
     with pytest.raises(ValueError, match=r"must be a number in \[0, 1\]"):
         parse_dim_background(value)
     with pytest.raises(ValueError, match="must be a number in"):
         PhotoStyle(dim_background=value)  # type: ignore[arg-type]
+
+
+def test_numpy_numbers_are_numbers() -> None:
+    assert parse_dim_background(np.float64(0.25)) == 0.25
+    assert PhotoStyle((np.float32(0.0), np.float64(1.0), 0), 0.5).dim_background == 0.5  # type: ignore[arg-type]
 
 
 def test_the_predictor_reads_it_from_the_input_spec(dim_model: Path, tiny_onnx: Path) -> None:
