@@ -4,7 +4,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import hydra
@@ -25,8 +25,8 @@ from fingerspell.tracking.setup import TrackingError
 from fingerspell.tracking.sweep import end_interrupted_sweep, record_failed_job
 from fingerspell.training.build import (
     build_datamodule,
-    clear_checkpoints,
     configure_threads,
+    fresh_checkpoints,
     in_multirun,
     job_paths,
 )
@@ -69,9 +69,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     settings = (cfg.get("logger") or {}).get("mlflow")
     fresh = bool(cfg.get("train")) and not ckpt_path  # a new run must not leave the old checkpoints
     if global_rank() != 0 or not settings:  # DDP workers and logger=none: no tracking
-        if global_rank() == 0 and fresh:
-            clear_checkpoints(paths.checkpoints)
-        result = fit_and_test(cfg, datamodule, paths, ckpt_path)
+        with fresh_checkpoints(paths.checkpoints) if global_rank() == 0 and fresh else nullcontext():
+            result = fit_and_test(cfg, datamodule, paths, ckpt_path)
         if result.is_global_zero:
             write_run_record(paths.run_record, None, result)
         return result.metrics
@@ -86,10 +85,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     tags |= {tag: os.environ[var] for var, tag in DVC_EXPERIMENT_TAGS.items() if os.environ.get(var)}
     resume_id = RunRecord.read(ckpt_path).get("run_id") if ckpt_path else None
     with tracked_run(settings, cfg, tags, run_name(settings), resume_id) as run:
-        if fresh:  # only once the store has answered: a refused start keeps the last run's files
-            clear_checkpoints(paths.checkpoints)
         record = {"run_id": run.run_id, "experiment_id": run.experiment_id, "tracking_uri": run.tracking_uri}
-        result = fit_and_test(cfg, datamodule, paths, ckpt_path, RunLogger(run), [RunRecord(record)])
+        # only once the store has answered: a refused start keeps the last run's files in place
+        with fresh_checkpoints(paths.checkpoints) if fresh else nullcontext():
+            result = fit_and_test(cfg, datamodule, paths, ckpt_path, RunLogger(run), [RunRecord(record)])
         example = datamodule.splits["val"].images[:4].float().div(255)
         published = publish_job(
             run,

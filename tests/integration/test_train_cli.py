@@ -199,6 +199,10 @@ def test_ctrl_c_ends_the_run_killed_with_one_line(
         raise KeyboardInterrupt  # as if Ctrl-C came during this step
 
     monkeypatch.setattr(FingerspellModule, step, interrupted)
+    folder = tmp_path / "models" / "checkpoints"
+    folder.mkdir(parents=True)
+    for name in ("best.ckpt", "last.ckpt"):
+        (folder / name).write_bytes(b"the last run's weights")
     args = cli_args(tmp_path, tiny_processed)
     if sweep:
         args = ["-m", *[a for a in args if not a.startswith("optimizer.lr=")], "optimizer.lr=1e-3,2e-3"]
@@ -213,6 +217,11 @@ def test_ctrl_c_ends_the_run_killed_with_one_line(
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"fingerspell-train: error: {expected}"
     runs = {r.data.tags.get("fingerspell.kind", "job"): r for r in all_runs(uri)}
     assert runs["job"].info.status == "KILLED"
+    kept = {p.name: p.read_bytes() == b"the last run's weights" for p in folder.iterdir()}
+    if step == "training_step" and not sweep:  # nothing saved yet: the last run's checkpoints are back
+        assert kept == {"best.ckpt": True, "last.ckpt": True}
+    elif not sweep:  # stopped while testing: this run's checkpoints, the old ones gone
+        assert kept == {"best.ckpt": False, "last.ckpt": False}
     if sweep:
         assert set(runs) == {"sweep", "job"}, "the sweep stopped at its first job"
         assert runs["sweep"].info.status == "KILLED"

@@ -2,6 +2,8 @@
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,7 +114,33 @@ def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], logger: Any) -> 
     return instantiate(cfg.trainer, callbacks=callbacks, logger=logger if logger is not None else False)
 
 
-def clear_checkpoints(folder: Path) -> None:
-    """A fresh run must not leave the previous run's `best.ckpt`/`last.ckpt` for a later resume."""
-    for name in ("best.ckpt", "last.ckpt"):
-        (folder / name).unlink(missing_ok=True)
+CHECKPOINT_NAMES = ("best.ckpt", "last.ckpt")
+PREVIOUS_SUFFIX = ".previous"  # where a fresh run keeps the last run's checkpoints until it saves its own
+
+
+@contextmanager
+def fresh_checkpoints(folder: Path) -> Iterator[None]:
+    """A fresh run without the last run's checkpoints, which come back if it saves none of its own.
+
+    Without them no later `ckpt_path=last` resumes the wrong run. Moved aside, not deleted: a
+    Ctrl-C or a crash in the first epoch used to leave the folder empty, and DVC's `best.ckpt` gone
+    with it. Once the run has saved a checkpoint the old ones go.
+    """
+    aside = []
+    for name in CHECKPOINT_NAMES:
+        path = folder / name
+        if path.is_file():
+            kept = path.with_name(name + PREVIOUS_SUFFIX)
+            path.replace(kept)
+            aside.append((path, kept))
+    try:
+        yield
+    finally:
+        saved = any((folder / name).exists() for name in CHECKPOINT_NAMES)
+        for path, kept in aside:
+            if saved:
+                kept.unlink(missing_ok=True)
+            else:
+                kept.replace(path)
+        if aside and not saved:
+            log.info("no checkpoint saved: the previous run's are back in %s", folder)
