@@ -6,7 +6,9 @@ the name `fingerspell.export`.
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import hydra
 from hydra.utils import instantiate
@@ -17,21 +19,22 @@ from fingerspell.configs import CONFIG_DIR, setting
 from fingerspell.export.calibration import CalibrationSettings
 from fingerspell.export.stage import ExportSettings, QuantizeSettings, run_export
 from fingerspell.hydra_cli import run_hydra
-from fingerspell.inference.reading import LUMA, GreyWeights, parse_grey_weights
+from fingerspell.inference.reading import LUMA, parse_dim_background, parse_grey_weights
 
 log = logging.getLogger(__name__)
 COMMAND = "fingerspell-export"
+T = TypeVar("T")
 
 
-def _grey_weights(cfg: DictConfig) -> GreyWeights:
-    """`grey_weights` checked, or one line naming the key (null means luma)."""
-    value = OmegaConf.select(cfg, "grey_weights", default=None)
+def _checked(cfg: DictConfig, key: str, parse: Callable[[object], T], default: T) -> T:
+    """`key` as `parse` reads it (null: `default`), or one line naming the key and the value as typed."""
+    value = OmegaConf.select(cfg, key, default=None)
     if value is None:
-        return LUMA
+        return default
     try:
-        return parse_grey_weights(OmegaConf.to_object(value) if OmegaConf.is_config(value) else value)
+        return parse(OmegaConf.to_object(value) if OmegaConf.is_config(value) else value)
     except ValueError as err:
-        raise ValueError(f"grey_weights={err}") from err
+        raise ValueError(f"{key}={err}") from err
 
 
 def settings_from_config(cfg: DictConfig) -> ExportSettings:
@@ -73,8 +76,8 @@ def settings_from_config(cfg: DictConfig) -> ExportSettings:
         registered_name=cfg.mlflow.registered_name or None,
         calibration=calibration,
         standardise_input=setting(cfg, "standardise_input", bool, False),
-        grey_weights=_grey_weights(cfg),
-        dim_background=setting(cfg, "dim_background", float, 0.0),
+        grey_weights=_checked(cfg, "grey_weights", parse_grey_weights, LUMA),
+        dim_background=_checked(cfg, "dim_background", parse_dim_background, 0.0),
         calibration_augment=instantiate(augment) if calibration.enabled and augment else None,
     )
 

@@ -103,10 +103,16 @@ def find_hand_box(img: Image.Image) -> tuple[float, float, float, float] | None:
     return hand_box_from(foreground(img))
 
 
-def find_hand_and_mask(img: Image.Image) -> tuple[tuple[float, float, float, float] | None, np.ndarray]:
-    """`find_hand_box` and the foreground it came from: SIZE x SIZE, 1 where the finder sees the hand."""
+def find_hand_and_mask(
+    img: Image.Image,
+) -> tuple[tuple[float, float, float, float] | None, np.ndarray | None]:
+    """`find_hand_box` and the foreground it came from, or (None, None) when nothing stands out.
+
+    The foreground is SIZE x SIZE over the whole photo, 1 where the finder sees the hand.
+    """
     weights = foreground(img)
-    return hand_box_from(weights), (weights > 0).astype(np.float32)
+    hand = hand_box_from(weights)
+    return (hand, (weights > 0).astype(np.float32)) if hand is not None else (None, None)
 
 
 def hand_box_from(foreground_weights: np.ndarray) -> tuple[float, float, float, float] | None:
@@ -122,10 +128,13 @@ def hand_box_from(foreground_weights: np.ndarray) -> tuple[float, float, float, 
 
 def find_hand(img: Image.Image) -> Box:
     """The square crop (pixels) most likely to hold the hand; the whole centre square when nothing stands out."""
-    width, height = img.size
-    box = find_hand_box(img)
-    if box is None:
+    return hand_crop(find_hand_box(img), *img.size)
+
+
+def hand_crop(hand: tuple[float, float, float, float] | None, width: int, height: int) -> Box:
+    """The square (pixels) around a found `hand` box, or the whole centre square for None."""
+    if hand is None:
         # nothing stands out from the border: a tight crop already (a Sign-MNIST image), or no
         # hand at all; zooming in would only cut the hand, so keep the whole centre square
         return square_around((0.5, 0.5, 1.0, 1.0), width, height, margin=0.0)
-    return square_around(box, width, height)
+    return square_around(hand, width, height)

@@ -11,7 +11,14 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fingerspell.inference.handfinder import MARGIN, Box, find_hand, find_hand_and_mask, square_around
+from fingerspell.inference.handfinder import (
+    MARGIN,
+    Box,
+    find_hand,
+    find_hand_and_mask,
+    hand_crop,
+    square_around,
+)
 from fingerspell.inference.reading import LUMA, PLAIN, GreyWeights, PhotoStyle
 
 Crop = Literal["center", "auto"]
@@ -238,15 +245,10 @@ def to_model_input(
     hand finder found a hand).
     """
     mask = None
-    if box is None and crop == "auto" and style.dim_background > 0:
+    if box is None and crop == "auto":  # the finder's box, and its mask for `dim_background`
         hand, mask = find_hand_and_mask(img)
-        if hand is None:
-            mask = None
-            box = center_square(*img.size)
-        else:
-            box = square_around(hand, *img.size)
-    box = box or crop_box(img, crop)
-    return _grey_views(img, [box], size, style, mask)[0]
+        box = hand_crop(hand, *img.size)
+    return _grey_views(img, [box or crop_box(img, crop)], size, style, mask)[0]
 
 
 def view_boxes(box: Box, margins: tuple[float, ...] = VIEW_MARGINS) -> list[Box]:

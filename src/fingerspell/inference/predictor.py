@@ -2,8 +2,9 @@
 
 The model carries its contract in `metadata_props` (letters, input spec, run id, data
 fingerprint, optional temperature, class bias and unsure threshold); nothing here repeats those
-values. The input spec's `grey_weights` say how a colour photo becomes the grey input (the image
-readers apply them); `standardised_input` only notes what the graph itself does to each image.
+values. The input spec's `grey_weights` and `dim_background` (`photo_style`) say how a photo is
+to be read (the image readers apply them); `standardised_input` only notes what the graph itself
+does to each image.
 """
 
 import json
